@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Issue 15 GPU checks in one short run, printing the ratio tables:
+#   0. correctness of the code that runs differently on CUDA (benchmarks/device_checks.py, ~30 s): one PASS/FAIL
+#      line each: loss terms float32 under bf16 autocast, backward outside it, and no device wait (sync debug mode)
+#      in an SSL step, gathered KoLeo, the distillation step and heads warm-up, and embed's per-batch input scaling;
 #   1. backbone forward: geodino eager / transformers / timm / fast path, ViT-S/16 and ViT-L/16, batch 64,
 #      224 and 512 px, float32 and bf16 (benchmarks/backbone.py --device cuda); float32 twice: the fast path's
 #      3xTF32 projections (row fp32) and plain float32 products (row fp32-ieee), each with its max diff to eager;
@@ -29,7 +32,7 @@
 # Part 1 first compiles every (arch, size) in parallel untimed processes (one per shape, sharing inductor's on-disk
 # caches), so the timed runs, one at a time, load compiled graphs instead of compiling each for a minute; the cold
 # compile times are in those logs. A part that fails prints its log's tail and the next part still runs (exit 1 at
-# the end). PYTHON (default .venv/bin/python), OUT_DIR (default runs/gpu_bench) and PARTS (default "1 2 3") may be
+# the end). PYTHON (default .venv/bin/python), OUT_DIR (default runs/gpu_bench) and PARTS (default "0 1 2 3") may be
 # set in the environment; logs go to OUT_DIR/logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +42,7 @@ LOGS="$OUT/logs"
 SMOKE=0
 [[ "${1:-}" == "--smoke" ]] && SMOKE=1
 export HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PARTS=${PARTS:-1 2 3}
+PARTS=${PARTS:-0 1 2 3}
 mkdir -p "$LOGS"
 FAILED=0
 
@@ -76,6 +79,12 @@ import sys; sys.path.insert(0, 'benchmarks')
 from pathlib import Path; from embed import make_raster
 make_raster(Path('$SCENE_TIF'), $SCENE)"
 }
+
+if [[ " $PARTS " == *" 0 "* ]]; then
+  echo "== 0. device correctness checks ($DEV) =="
+  "$PY" benchmarks/device_checks.py --device "$DEV" 2>&1 | tee "$LOGS/device_checks.log" | grep -E "^(PASS|FAIL|SKIP)"
+  [[ ${PIPESTATUS[0]} == 0 ]] || fail 0 "$LOGS/device_checks.log"
+fi
 
 if [[ " $PARTS " == *" 1 "* ]]; then
   echo "== 1. backbone forward ($DEV, batch $BATCH) =="
