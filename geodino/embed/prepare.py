@@ -12,6 +12,7 @@ import torch
 
 from geodino.backbones.layers import LayerIndexError, backbone_layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, weights_device
+from geodino.embed.band_order import check_band_order
 from geodino.embed.config import (
     DECLARED_BY_CF,
     DECLARED_BY_FILE,
@@ -126,6 +127,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     window = source.window if isinstance(source, WindowSource) else (0, 0, info.width, info.height)
     _check_grid(info, cfg)
     check_bands_fit(source, cfg.bands, bb)
+    check_band_order(source, bb, cfg.sensor)  # the backbone's bands in another order: refused
     p = int(bb.patch_size)
     _check_tiling(cfg, p)
     layers = parse_layers(cfg.layers)

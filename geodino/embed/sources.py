@@ -146,6 +146,7 @@ class RasterSource(WindowedSource):
         check_real(dtype, f"raster {self.path}")
         check_nodata(nodata, dtype, f"raster {self.path}")
         self.input_count = count  # bands of the file, before `bands` selects some
+        self.header = dataclasses.replace(self.info)  # of every band of the file (their names: `embed.band_order`)
         self.bands = list(range(1, count + 1)) if not bands else [int(b) for b in bands]
         bad = [b for b in self.bands if b < 1 or b > count]
         if bad:

@@ -109,15 +109,21 @@ def resolve_image_size(image_size: int, native: tuple[int, int], patch_size: int
     return -(-h // patch_size) * patch_size, -(-w // patch_size) * patch_size
 
 
-def check_band_order(backbone: Any, data_bands: list[str], dataset: str) -> None:
+def check_band_order(backbone: Any, data_bands: list[str], dataset: str, sensor: Any = None) -> None:
     """Refuse data whose named bands are the backbone's recorded bands in another order: channels are matched by
-    position, so each band would feed another band's weights (e.g. B8A and B09 swapped, or BGR into RGB)."""
-    want = [str(b) for b in (getattr(backbone, "bands", None) or [])]
+    position, so each band would feed another band's weights (e.g. B8A and B09 swapped, or BGR into RGB). Names
+    compare as `geodino embed` compares them (`geodino.backbones.band_order`: red = R, the data `sensor`'s aliases:
+    B04 = red), so a backbone adapted to blue, green, red (`backbone_bands`) is refused B04, B03, B02 data too."""
+    from geodino.backbones.band_order import backbone_sensor, known_bands, other_order
+
+    want = known_bands(backbone)
     have = [str(b) for b in data_bands]
-    if want and have and have != want and sorted(have) == sorted(want) and len(set(want)) == len(want):
+    order = other_order(have, want, sensor=sensor or None, src_sensor=backbone_sensor(backbone))
+    if want is not None and order is not None:
         raise InputError(
             f"{dataset} delivers bands {','.join(have)} but backbone {getattr(backbone, 'spec', '')} takes "
-            f"{','.join(want)}: the same bands in another order; set the task's data.bands=[{', '.join(want)}]"
+            f"{','.join(want)}: the same bands in another order; set the task's data.bands="
+            f"[{', '.join(have[i] for i in order)}]"
         )
 
 
@@ -254,7 +260,8 @@ def extract_features(
     if c != backbone.in_chans:
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
     if getattr(dataset, "sensor", ""):  # names an adapter (or the user's data.sensor) vouches for, not guessed
-        check_band_order(backbone, list(getattr(dataset, "bands", []) or []), getattr(dataset, "name", "the data"))
+        names = list(getattr(dataset, "bands", []) or [])
+        check_band_order(backbone, names, getattr(dataset, "name", "the data"), getattr(dataset, "sensor", None))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
     if cfg.image_size:
         check_image_batch(cfg.batch_size, c, max(size), "features.image_size (0: native) or features.batch_size")

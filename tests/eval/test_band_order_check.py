@@ -44,3 +44,15 @@ def test_matching_order_other_names_or_unvouched_names_run():
     # an image folder's red/green/blue are assumed, not known (no sensor): not checked
     fs = extract_features(_backbone(["blue", "green", "red"]), _data(["red", "green", "blue"], sensor=""), cfg)
     assert fs.cls.shape[0] == 4
+
+
+def test_names_compare_through_the_data_sensors_aliases():
+    """A backbone adapted to blue, green, red (`backbone_bands`, `?bands=`) and Sentinel-2 data delivering B04, B03,
+    B02: the same bands in another order, refused as embed refuses them (the names were compared as written, so it
+    ran, blue fed the kernels moved for red); B02, B03, B04 is its order and runs."""
+    cfg = FeatureConfig(cache=False)
+    with pytest.raises(
+        InputError, match=r"delivers bands B04,B03,B02 .* takes blue,green,red.*data.bands=\[B02, B03, B04\]"
+    ):
+        extract_features(_backbone(["blue", "green", "red"]), _data(["B04", "B03", "B02"]), cfg)
+    assert extract_features(_backbone(["blue", "green", "red"]), _data(["B02", "B03", "B04"]), cfg).cls.shape[0] == 4
