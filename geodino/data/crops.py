@@ -129,6 +129,11 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
 
 
+def _bands(x: torch.Tensor, order: list[int]) -> torch.Tensor:
+    """The bands (dim 1) of `x` in `order`, gathered by slicing (no index tensor on the host)."""
+    return torch.cat([x[:, i : i + 1] for i in order], dim=1)
+
+
 def _geometric(x: torch.Tensor, hflip: bool, vflip: bool, k: int) -> torch.Tensor:
     if hflip:
         x = x.flip(-1)
@@ -183,13 +188,16 @@ class MultiCropTransform:
         setting) and returned in the crops' dtype.
         """
         from geodino.data.augment import apply_photometric
+        from geodino.losses.float32 import float32_region
 
-        with torch.autocast(device_type=crops.device.type, enabled=False):
+        with float32_region(crops.device.type):
             x = crops.float()
             order, k, hue = self.rgb_channels, self.cfg.blur_kernel, self.cfg.hue_space
             if order is not None and order != [0, 1, 2]:  # bands stored as e.g. B, G, R: colour ops on R, G, B
-                x = apply_photometric(x[:, order], params, rgb=True, kernel_size=k, hue_space=hue)
-                x = x[:, np.argsort(order).tolist()]
+                # reordered by slices: a list index (`x[:, order]`) became a host index tensor copied to the
+                # accelerator, a wait for the device at each reorder
+                x = apply_photometric(_bands(x, order), params, rgb=True, kernel_size=k, hue_space=hue)
+                x = _bands(x, np.argsort(order).tolist())
             else:
                 x = apply_photometric(x, params, rgb=self.rgb, kernel_size=k, hue_space=hue)
             x = (x - self.mean.to(x.device, non_blocking=True)) / self.std.to(x.device, non_blocking=True)  # no sync
