@@ -10,6 +10,8 @@ The CPU tests prove what torch shows there (the meta device, CPU autocast); thes
   fused AdamW, EMA) waits for the device nowhere (`torch.cuda.set_sync_debug_mode`, after one warm-up step);
 - `koleo-gathered-syncs`: KoLeo over groups spanning ranks (one process standing in for rank 1 of 2) waits nowhere;
 - `distill-syncs`: the distillation forward/backward and the teacher-head warm-up's losses wait nowhere;
+- `photometric-syncs`: the batched colour step on the device (`crops.photometric: device`) of a sensor stored
+  B, G, R waits nowhere (its band reorder was a list index, built on the host and copied, before 37d1718);
 - `embed-input-syncs`: the embed sweep's per-batch input scaling (`InputScale.apply_`) waits nowhere.
 
     .venv/bin/python benchmarks/device_checks.py                  # CUDA when visible; else each check SKIPs
@@ -216,6 +218,22 @@ def distill_syncs(device: torch.device) -> tuple[bool, str]:
     return _sync_verdict(where)
 
 
+def photometric_syncs(device: torch.device) -> tuple[bool, str]:
+    from geodino.data.augment import draw_rgb_params
+    from geodino.data.config import CropsConfig
+    from geodino.data.crops import MultiCropTransform
+    from geodino.data.sensors import Sensor
+
+    cfg = CropsConfig(jitter_prob=1.0, grayscale_prob=0.2, hue=0.1)
+    bgr = Sensor("bgr", ("blue", "green", "red"), 1.0, (0.3, 0.4, 0.5), (0.2, 0.2, 0.2), True)  # stored B, G, R
+    tf = MultiCropTransform(cfg, bgr)
+    rng = np.random.default_rng(0)
+    params = torch.from_numpy(np.stack([draw_rgb_params(rng, cfg, 0.5, True) for _ in range(16)])).to(device)
+    x = torch.rand(16, 3, 224, 224, device=device)
+    tf.finish(x, params)
+    return _sync_verdict(_syncs(lambda: tf.finish(x, params)))
+
+
 def embed_input_syncs(device: torch.device) -> tuple[bool, str]:
     from geodino.embed.input_scaling import InputScale
 
@@ -231,6 +249,7 @@ CHECKS: dict[str, tuple[Check, bool]] = {  # name: (check, needs CUDA)
     "ssl-step-syncs": (ssl_step_syncs, True),
     "koleo-gathered-syncs": (koleo_gathered_syncs, True),
     "distill-syncs": (distill_syncs, True),
+    "photometric-syncs": (photometric_syncs, True),
     "embed-input-syncs": (embed_input_syncs, True),
 }
 
