@@ -22,7 +22,7 @@ import functools
 import os
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,14 +185,15 @@ def header_or_none(path: str | Path, *, reader: str = "auto") -> ImageHeader | N
 
 
 def declared_rule(
-    path: str | Path, bands: Sequence[int] | None = None, *, reader: str = "auto"
+    path: str | Path, bands: Sequence[int] | None = None, *, reader: str = "auto", fix: str = ""
 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """(scales, offsets) the image at `path` declares for `bands` (1-based, in that order; None: every band): its
     GDAL `<Scale>`/`<Offset>` (`data.rasters.declared_scaling`, read once per file with the header). None when
     every band asked for declares 1/0, the file has no such tags (PNG/JPEG read by Pillow), `bands` asks for a band
     it lacks or the header does not read (the pixel reader says what is wrong). The one read of a file's declared
     rule for `geodino embed`, `embed images` and the probes. A GDAL dataset name that is no file (a MODIS
-    `HDF4_EOS:EOS_GRID:...` subdataset) is opened as it is, uncached."""
+    `HDF4_EOS:EOS_GRID:...` subdataset) is opened as it is, uncached. Integer bands declaring nothing beside bands
+    that declare a rule are refused (`_refuse_partly`; `fix`: how the caller's settings give a rule outright)."""
     head = header_or_none(path, reader=reader)
     name = str(path)  # a remote name was opened uncached above: a second try would wait out its failure again
     if head is None and reader == "rasterio" and not name.startswith(_REMOTE) and not os.path.exists(name):
@@ -209,7 +210,40 @@ def declared_rule(
     offsets = tuple(head.offsets[b - 1] for b in picked)
     if all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets):
         return None
+    _refuse_partly(name, head, picked, (scales, offsets), fix)
     return scales, offsets
+
+
+def _refuse_partly(
+    path: str, head: ImageHeader, picked: Sequence[int], rule: tuple[tuple[float, ...], ...], fix: str
+) -> None:
+    """One line when some bands read declare a DN -> physical rule and others, of an integer type, none (GDAL
+    reports 1/0 for a band without tags, as for one declaring 1/0): those would be read raw, DN 0..10000 taken for
+    reflectance beside scaled bands, where a file declaring nothing has its DN scaled (the sensor's or the dtype's
+    rule). Floating-point bands without a rule hold physical values already and pass, as does a file declaring
+    every band read (or none)."""
+    bare = [b for b, s, o in zip(picked, *rule, strict=True) if s == 1.0 and o == 0.0]
+    if not bare or not str(head.dtype).startswith(("int", "uint")):
+        return
+    from geodino.data.rasters import format_rule
+
+    said = [(b, s, o) for b, s, o in zip(picked, *rule, strict=True) if b not in bare]
+    declares = format_rule([s for _, s, _ in said], [o for _, _, o in said])
+    fix = (
+        fix or "set the scale outright, which overrides the file's rule (--scale, or a probe's data.scale / data_scale)"
+    )
+    raise InputError(
+        f"raster {path} declares physical value = {declares} for {_bands(b for b, _, _ in said)} (GDAL "
+        f"scale/offset) but nothing for {_bands(bare)} ({head.dtype}), which would be read raw, "
+        f"DN as physical values; write every band's scale/offset into the file (gdal_edit.py -scale/-offset, or a "
+        f"VRT), or {fix}"
+    )
+
+
+def _bands(numbers: Iterable[int]) -> str:
+    """ "band 2" or "bands 2, 3" for a message."""
+    listed = list(numbers)
+    return f"band{'s' if len(listed) > 1 else ''} {', '.join(map(str, listed))}"
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -102,7 +102,11 @@ def file_rule(
         return None
     from geodino.data.headers import declared_rule
 
-    return declared_rule(path, bands, reader="rasterio")
+    fix = (
+        "give one rule for all bands, which overrides the file's (--scale FACTOR, scale= in Python, or "
+        "band_scale=[...] band_offset=[...]), or ignore the file's with file_scale=false"
+    )
+    return declared_rule(path, bands, reader="rasterio", fix=fix)
 
 
 def cube_rule(source: Any, cfg: EmbedConfig) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
