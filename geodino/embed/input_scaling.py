@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 
 from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
+from geodino.embed.scale_rule import ScaleRule
 from geodino.errors import InputError, plural
 from geodino.models.caller import user_stacklevel
+
+BAND_KEYS = "band_scale/band_offset"  # a per-band rule the user or a STAC item gives
 
 __all__ = [
     "InputScale",
@@ -75,8 +78,8 @@ class InputScale:
         return x
 
 
-def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(scale, offset, description) of the DN -> reflectance step the backbone's export records, or None.
+def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, ScaleRule] | None:
+    """(scale, offset, rule) of the DN -> reflectance step the backbone's export records, or None.
 
     A record carries a DN scale when it names its sensor or has a scale/offset other than 1/0; a bare mean/std
     (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units, so the dtype default applies."""
@@ -87,15 +90,14 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     if found is None:
         return None
     scale, offset = (np.asarray(v, dtype=np.float32) for v in found)
-    where = str(getattr(bb, "norm_source", "") or "the backbone").split(":")[0]
-    named = rec.get("sensor") and not where.startswith(f"sensor {rec['sensor']}")  # a passed sensor says it once
-    sensor = f"sensor {rec['sensor']}, " if named else ""
+    source = str(getattr(bb, "norm_source", "") or "")
+    named = rec.get("sensor") and not source.startswith(f"sensor {rec['sensor']}")  # a passed sensor says it once
 
     def fmt(v: np.ndarray) -> str:
         return f"{float(v[0]):g}" if v.size == 1 else "[" + ",".join(f"{float(x):g}" for x in v) + "]"
 
     text = f"x*{fmt(scale)}" + (f"+{fmt(offset)}" if np.any(offset != 0) else "")
-    return scale, offset, f"{text} ({sensor}{where})"
+    return scale, offset, ScaleRule.of_record(text, rec["sensor"] if named else "", source)
 
 
 def input_scaler(
@@ -105,8 +107,9 @@ def input_scaler(
     input_count: int | None = None,
     declared: tuple[Sequence[float], Sequence[float]] | None = None,
     declared_by: str = DECLARED_BY_FILE,
-) -> tuple[InputScale, str]:
-    """DN -> reflectance for the input (an `InputScale`), and a description for the metadata. In order: `--sensor`
+) -> tuple[InputScale, ScaleRule]:
+    """DN -> reflectance for the input (an `InputScale`), and the rule as a value (`ScaleRule`: its `stored()`
+    text is the metadata's `input_scale`, its `said()` the console's line). In order: `--sensor`
     (the data's sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float
     input is read as reflectance, as the probes and `FrozenBackbone.preprocess` read it; not int8), then the dtype
     rule (`geodino.data.dtype_rule`, which refuses types without a default: `refuse_without_rule`).
@@ -117,7 +120,7 @@ def input_scaler(
     scale/offset)" (`declared_by`: a datacube's CF scale_factor/add_offset, `geodino.embed.prepare.cube_rule`, say
     so); like a STAC item's rule, it goes ahead of `--sensor`."""
     if cfg.band_scale is not None or cfg.band_offset is not None:
-        return _band_rule(info, cfg.band_scale, cfg.band_offset, "band_scale/band_offset")
+        return _band_rule(info, cfg.band_scale, cfg.band_offset, BAND_KEYS)
     if declared is not None:
         return _band_rule(info, list(declared[0]), list(declared[1]), declared_by)
     if cfg.sensor:
@@ -129,16 +132,16 @@ def input_scaler(
                 f"{input_count or info.count}; pick matching bands with --bands or another --sensor (bands=[...] or "
                 "sensor=NAME in Python)"
             )
-        return _sensor_scale(sensor), f"sensor:{sensor.name}"
+        return _sensor_scale(sensor), ScaleRule(f"sensor:{sensor.name}", "passed")
     if cfg.scale is not None:
         s = float(cfg.scale)
-        return InputScale(np.float32(s)), f"x*{s}"
+        return InputScale(np.float32(s)), ScaleRule(f"x*{s}", "passed")
     dt = np.dtype(info.dtype)
     # float input is reflectance; int8 holds codes, which the backbone's DN step (made for its sensor's DN) fits
     # no better than a dtype default: both go to the dtype rule, which refuses int8 without a rule
     rec = recorded_scale(bb) if dt.kind != "f" and dt != np.int8 else None
     if rec is not None:
-        scale, offset, desc = rec
+        scale, offset, rule = rec
         if scale.size not in (1, info.count) or offset.size not in (1, info.count):
             raise InputError(
                 f"backbone {getattr(bb, 'spec', '')} records a DN scale for "
@@ -149,19 +152,19 @@ def input_scaler(
         if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
             scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
         if np.all(offset == 0):
-            return InputScale(scale), desc
-        return InputScale(scale, offset), desc
+            return InputScale(scale), rule
+        return InputScale(scale, offset), rule
     divisor = refuse_without_rule(info)
     if dt == np.uint8:
-        return InputScale(np.float32(1 / divisor)), "x/255 (uint8)"
+        return InputScale(np.float32(1 / divisor)), ScaleRule.by_dtype(dt)
     if dt.kind in "iu":
         warnings.warn(
             f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
             f"pass --sensor NAME or --scale FACTOR (sensor=NAME or scale=FACTOR in Python) if that is wrong",
             stacklevel=3,
         )
-        return InputScale(np.float32(1 / divisor)), f"x/10000 ({dt.name}, assumed)"
-    return InputScale(), "x (float input used as reflectance)"
+        return InputScale(np.float32(1 / divisor)), ScaleRule.by_dtype(dt)
+    return InputScale(), ScaleRule.by_dtype(dt)
 
 
 def refuse_without_rule(info: Any) -> float:
@@ -214,7 +217,8 @@ def record_units_reason(dtype: Any, path: Any, bb: Any) -> str | None:
     rec, found = getattr(bb, "normalization", None), recorded_scale(bb)
     if dt.kind not in "iu" or found is None or not rec or not rec.get("mean"):
         return None
-    scale, offset, desc = found
+    scale, offset, rule = found
+    desc = rule.stored()  # the warnings name the record as the metadata does
     mean = np.abs(np.asarray(rec["mean"], dtype=np.float64))
     lo, hi = (float(v) for v in (np.iinfo(dt).min, np.iinfo(dt).max))
     reach = np.maximum(np.abs(scale * lo + offset), np.abs(scale * hi + offset)).astype(np.float64)
@@ -255,7 +259,7 @@ def _sensor_scale(sensor: Any) -> InputScale:
 
 def _band_rule(
     info: Any, band_scale: list[float] | None, band_offset: list[float] | None, source: str
-) -> tuple[InputScale, str]:
+) -> tuple[InputScale, ScaleRule]:
     """x * band_scale + band_offset, one value or one per band read; described as "x*0.0001-0.1 (band_scale/
     band_offset)", `source` in the brackets (one number when every band has the same)."""
     scale = np.asarray(band_scale if band_scale is not None else [1.0], dtype=np.float32)
@@ -272,7 +276,8 @@ def _band_rule(
 
     off = fmt(offset)
     text = f"x*{fmt(scale)}" + ("" if not np.any(offset) else off if off.startswith("-") else f"+{off}")
-    return InputScale(scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)), f"{text} ({source})"
+    rule = ScaleRule(text, "band" if source == BAND_KEYS else "declared", source=source)
+    return InputScale(scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)), rule
 
 
 def _selected_sensor(cfg: EmbedConfig, input_count: int | None, names: Sequence[str | None] = ()) -> Any:

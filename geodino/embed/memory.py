@@ -1,6 +1,6 @@
 """Memory of a feature-raster run: what the plan will hold, checked against what the machine has before any
 work (one line naming what to shrink), glibc's heap thresholds for the run (bounded growth, sized to the CPU
-forward), and the default input-scale description for the metadata."""
+forward)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from geodino.embed.config import EmbedConfig
@@ -20,7 +19,6 @@ __all__ = [
     "bound_heap_growth",
     "check_image_batch",
     "check_memory",
-    "default_scale_desc",
     "estimate_memory",
     "forward_buffers",
     "heap_for_forward",
@@ -128,15 +126,6 @@ def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: i
         f"but {avail / gib:.1f} GiB are available{small}; pass a smaller --tile (default {EmbedConfig.tile}) "
         f"or --batch-size"
     )
-
-
-def default_scale_desc(dtype: str) -> str:
-    dt = np.dtype(dtype)
-    if dt == np.uint8:
-        return "x/255 (uint8)"
-    if dt.kind in "iu":
-        return f"x/10000 ({dt.name}, assumed)"
-    return "x (float input used as reflectance)"
 
 
 MMAP_THRESHOLD_MIN = 32 << 20  # glibc's own ceiling for its dynamic mmap threshold

@@ -51,8 +51,7 @@ from geodino.embed.memory import (
 )
 from geodino.embed.plan import Block, Plan
 from geodino.embed.prepare import PreparedRun, out_kind, prepare
-from geodino.embed.scale_line import DEFAULT, scale_line
-from geodino.embed.sweep import Sweeper, recorded_scale, time_line
+from geodino.embed.sweep import Sweeper, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
@@ -354,13 +353,10 @@ def _embed(
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize and says(cfg)))
-    given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
-    # a STAC scene's band_scale/band_offset come from its item (`rule_from`), not from the user
-    how = "declared by the input" if prep.declared is not None else rule_from or ("passed" if given else DEFAULT)
     if isinstance(prep.source, WindowSource):
         console.say(describe_window(prep.source.window, cfg, prep.plan.patch))
-    rec = recorded_scale(bb) if how == DEFAULT else None
-    console.say(f"geodino: input DN -> reflectance {scale_line(prep.meta['input_scale'], how, rec and rec[2])}")
+    # a STAC scene's band_scale/band_offset come from its item (`rule_from`), not from the user
+    console.say(f"geodino: input DN -> reflectance {prep.scale_rule.said(by=rule_from or '')}")
     before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:
         prep.meta.update(inference_path(bb, cfg, prep.plan, say=console.say))

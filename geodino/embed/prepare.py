@@ -23,12 +23,10 @@ from geodino.embed.config import (
 )
 from geodino.embed.extent import WindowSource, windowed
 from geodino.embed.input_scaling import refuse_without_rule, warn_dn_as_reflectance, warn_record_units
-from geodino.embed.memory import (
-    check_memory,
-    default_scale_desc,
-)
+from geodino.embed.memory import check_memory
 from geodino.embed.plan import Plan, auto_chunk, make_plan, nearest_multiples
 from geodino.embed.provenance import input_identity
+from geodino.embed.scale_rule import ScaleRule
 from geodino.embed.sources import check_bands_fit, open_source
 from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
 from geodino.embed.workdir import with_input_variables
@@ -50,6 +48,7 @@ class PreparedRun:
     ident: dict[str, Any]  # the settings a partial output records (a resume must match them)
     l2: bool  # unit-length vectors
     margin: int  # px at inner tile borders with weight 0 (the config's, or its default)
+    scale_rule: ScaleRule  # DN -> reflectance as chosen: the metadata's input_scale, the console's line
     n_valid: int | None = None  # valid cells, known once every block is done
     # (scales, offsets) the raster declares for the bands read and the run applies (`file_rule`), else None
     declared: tuple[tuple[float, ...], tuple[float, ...]] | None = None
@@ -146,10 +145,10 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     idx = _layer_blocks(bb, cfg, layers, n_maps)
     per = dim // len(_layer_label(idx, cfg.layer_mode))
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
-    declared, scale_desc = _input_scaling(info, source, cfg, bb)
+    declared, rule, ident_scale = _input_scaling(info, source, cfg, bb)
     l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
-    meta, ident = _records(info, source, window, cfg, bb, plan, dim, idx, margin, scale_desc, l2)
-    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
+    meta, ident = _records(info, source, window, cfg, bb, plan, dim, idx, margin, rule.stored(), ident_scale, l2)
+    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, rule, declared=declared)
 
 
 def _check_grid(info: Any, cfg: EmbedConfig) -> None:
@@ -297,10 +296,10 @@ def _layer_blocks(bb: Any, cfg: EmbedConfig, layers: Any, n_maps: int) -> list[i
     return idx
 
 
-def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[Any, str]:
-    """The input's declared scale/offset rule (a raster's `file_rule`, a cube's `cube_rule`) and the scaling's
-    description ("" when nothing sets one); uint8 input with a sensor of 16-bit DN is refused here, before anything
-    is written."""
+def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[Any, ScaleRule, str]:
+    """The input's declared scale/offset rule (a raster's `file_rule`, a cube's `cube_rule`), the scaling's rule
+    and its text for the resume identity ("" when nothing but the dtype rule could apply: as runs recorded it);
+    uint8 input with a sensor of 16-bit DN is refused here, before anything is written."""
     cube = source.kind == "datacube"
     declared = cube_rule(source, cfg) if cube else file_rule(info.path, source.bands, cfg)
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
@@ -309,7 +308,9 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
     if not explicit:  # the dtype rule applies once the sweep reads the input: a type without a default, refused now
         refuse_without_rule(info)
-    _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
+    rule = (
+        input_scaler(info, cfg, bb, n_in, declared, declared_by=by)[1] if explicit else ScaleRule.by_dtype(info.dtype)
+    )
     sensor = scaling_sensor(cfg, bb, n_in, info.descriptions)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth
@@ -321,7 +322,7 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
             warn_dn_as_reflectance(info, sensor, bb)  # --sensor's rule applies: 16-bit DN read as reflectance?
         else:
             warn_record_units(info, bb)  # the backbone's recorded DN step applies: in its mean/std's units?
-    return declared, scale_desc
+    return declared, rule, rule.stored() if explicit else ""
 
 
 def input_bounds(info: Any, source: Any) -> list[float]:
@@ -350,7 +351,8 @@ def _records(
     dim: int,
     idx: list[int],
     margin: int,
-    scale_desc: str,
+    input_scale: str,
+    ident_scale: str,
     l2: bool,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The output's metadata and the run's identity (the settings a partial output records; a resume must match)."""
@@ -371,7 +373,7 @@ def _records(
         "input_window": list(window),  # col, row, width, height in input pixels (--bbox/--window; else all)
         "input_bounds": input_bounds(info, source),  # the output's last partial cells reach past it
         "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
-        "input_scale": scale_desc or default_scale_desc(info.dtype),
+        "input_scale": input_scale,
         "tile": cfg.tile,
         "overlap": cfg.overlap,
         "blend": cfg.blend,
@@ -388,7 +390,7 @@ def _records(
         **{k: getattr(cfg, k) for k in IDENT_KEYS},
         "margin": margin,
         "blocks": idx,  # what `layers` resolved to: a name's rule may change between versions (cd448c2)
-        "scale": scale_desc,
+        "scale": ident_scale,
         "l2": l2,
     }
     identity = input_identity(info.path)

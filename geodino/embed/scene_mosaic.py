@@ -31,10 +31,12 @@ MOSAIC_IDENTITY = (
 
 def scale_setting(desc: str | None) -> str | None:
     """The input scaling as a setting: the dtype defaults ("x/255 (uint8)", "x/10000 (uint16, assumed)", floats
-    as they are) are one setting, "by the input's data type", so scenes of different data types are not refused."""
-    from geodino.embed.memory import default_scale_desc
+    as they are) are one setting, "by the input's data type", so scenes of different data types are not refused.
+    `desc` is a scene's GEODINO_INPUT_SCALE as written, maybe by an earlier version: the one reader of that text
+    (`geodino.embed.scale_rule.ScaleRule.stored` writes it; runs of this version say their rule from its fields)."""
+    from geodino.embed.scale_rule import ScaleRule
 
-    if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
+    if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == ScaleRule.by_dtype("f4").stored()):
         return "default (by the input's data type)"
     # each scene's own rule (a STAC item's raster:bands, the GDAL scale/offset of its file, a cube's CF rule): one
     if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})", f"({DECLARED_BY_CF})")):

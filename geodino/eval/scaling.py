@@ -19,7 +19,6 @@ from torch import Tensor
 
 from geodino.data.headers import RASTERIO_SUFFIXES
 from geodino.errors import ConfigError, plural
-from geodino.eval.layer_choice import backbone_name
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
 DECLARED = "(declared by each file: GDAL scale/offset)"  # the end of a dataset's rule that its files declare
@@ -92,15 +91,11 @@ class InputScaling:
         self.scale, self.offset, self.what, self.keys = float(scale), float(offset), what, keys
         self.recorded: tuple[np.ndarray, np.ndarray, str] | None = None
         if backbone is not None and self.scale <= 0:
-            from geodino.embed.scale_line import record_said
             from geodino.embed.sweep import recorded_scale
 
             rec = recorded_scale(backbone)
-            if rec is not None:
-                # sensor, file, in one pair of brackets as embed says it ("sensor rgb, in t.heads.pth beside t.pth")
-                said = record_said(rec[2])
-                where = said.split(" (", 1)[1].removesuffix(")") if " (" in said else ""
-                self.recorded = (rec[0], rec[1], where or f"backbone {backbone_name(backbone)}")
+            if rec is not None:  # sensor, file, as embed says them: "sensor rgb, in t.heads.pth beside t.pth"
+                self.recorded = (rec[0], rec[1], rec[2].origin_said())
         self.backbone = backbone
         self.warned: set[str] = set()  # dtypes whose recorded-units warning was given (`_warn_units`: once each)
         self.used: dict[str, None] = {}  # the rules applied so far, in order (a dict as an ordered set)
@@ -205,7 +200,7 @@ class InputScaling:
             self._refuse_mix(first, plain, name, n)
         self.declared.update((str(f), r) for f, r in rules.items())
         self.kinds[(name, n)] = (True, str(first))
-        texts = ", ".join(dict.fromkeys(r[2].split(" (", 1)[0] for r in rules.values()))
+        texts = ", ".join(dict.fromkeys(scaling_text(r[0], r[1]) for r in rules.values()))
         self.fixed[(name, n)] = (*rules[first][:2], f"{texts} {DECLARED}")
         return True
 
@@ -226,7 +221,7 @@ class InputScaling:
         from geodino.errors import InputError
 
         rule = self._declared_of(declaring, None)
-        said = rule[2].split(" (", 1)[0] if rule else "a scale/offset"
+        said = scaling_text(rule[0], rule[1]) if rule else "a scale/offset"
         key = self.keys[0]
         fix = f"pass {key} FACTOR" if key.startswith("-") else f"set {key}"
         raise InputError(

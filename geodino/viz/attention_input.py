@@ -12,6 +12,7 @@ import numpy as np
 from geodino.errors import InputError, plural
 
 if TYPE_CHECKING:
+    from geodino.embed.scale_rule import ScaleRule
     from geodino.viz.attention import AttentionMaps
 
 
@@ -220,9 +221,7 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
     if recorded is None and n == 3:
         return s, None  # as every photo was read before
     if recorded is not None and scaled is not None:
-        from geodino.embed.scale_line import record_said
-
-        rule += f": the backbone's record, {record_said(scaled[2])}, does not fit it, {why}"
+        rule += f": the backbone's record, {scaled[2].value} ({scaled[2].origin_said()}), does not fit it, {why}"
     else:
         rule += f" for the one-band backbone {spec}"
     return s, f"geodino: no --sensor given: {path} is read as {rule}; --sensor overrides"
@@ -259,7 +258,7 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
         warn_record_units(dtype, path, backbone)
     scaled = recorded_scale(backbone)
     assert scaled is not None  # a recorded sensor has a recorded scale (scaling_sensor)
-    _, _, desc = scaled
+    _, _, recorded_rule = scaled
     if is_float:
         sensor = dataclasses.replace(sensor, scale=1.0, offset=0.0)
         rule = f"float pixels read as reflectance (bands of sensor {sensor.name} as the backbone records them)"
@@ -267,16 +266,14 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
             sensor,
             f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides",
         )
-    return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(desc)}"
+    return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(recorded_rule)}"
 
 
-def record_rule(desc: str) -> str:
+def record_rule(rule: ScaleRule) -> str:
     """ "DN -> reflectance x*0.0001 (the backbone's record: sensor demo4, in b.heads.pth beside b.pth; --sensor to
-    change)": the words `geodino embed` says the record's scaling with (`geodino.embed.scale_line`), with viz's
-    one way to change it (it has no --scale)."""
-    from geodino.embed.scale_line import DEFAULT, scale_line
-
-    return f"DN -> reflectance {scale_line(desc, DEFAULT, desc, change='--sensor to change')}"
+    change)": the words `geodino embed` says the record's scaling with (`ScaleRule.said`), with viz's one way to
+    change it (it has no --scale)."""
+    return f"DN -> reflectance {rule.said(change='--sensor to change')}"
 
 
 def warn_record_units(dtype: Any, path: str | Path, backbone: Any) -> None:
