@@ -52,8 +52,12 @@ def head_device(backbone: Any) -> torch.device:
 
 def to_device(obj: Any, device: torch.device | str) -> Any:
     """`obj` (a tensor, or lists, tuples and dicts of them; anything else as it is) with its tensors on `device`:
-    a training batch and its targets, moved to the head. A tensor already there is returned as it is."""
+    a training batch and its targets, moved to the head. A tensor already there is returned as it is. Host tensors
+    cross to a CUDA GPU from page-locked memory without waiting (a blocking copy waited for the GPU to finish the
+    previous step at every step of a head's training, so the host could not prepare the next batch meanwhile)."""
     if isinstance(obj, Tensor):
+        if obj.device.type == "cpu" and torch.device(device).type == "cuda":
+            return obj.pin_memory().to(device, non_blocking=True)
         return obj.to(device)
     if isinstance(obj, dict):
         return {k: to_device(v, device) for k, v in obj.items()}
@@ -178,7 +182,7 @@ class FeatureStore:
             c, r = self._index[i]
             x = self._chunks[c][group][layer][r]
             rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.array(x)))
-        return torch.stack(rows).to(device).float()  # float16 crosses to the device, float32 there
+        return to_device(torch.stack(rows), device).float()  # float16 crosses to the device, float32 there
 
     def get(self, idx: Sequence[int], device: torch.device | str = HOST) -> tuple[list[Tensor], list[Tensor]]:
         """Features (float32) of the tiles `idx` on `device` (the host unless told): (maps per layer [B,D,h,w],
@@ -256,14 +260,18 @@ def train_head(
                 idx = idx + perm[:1]
             maps, cls = store.get(idx, device)
             loss = loss_fn(head, maps, cls, idx)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite loss {float(loss)} at epoch {epoch}; lower lr (now {lr})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss.detach()))
-        history.append(float(np.mean(losses)))
+            losses.append(loss.detach())
+        # read once per epoch: the check and the float of every step each waited for the GPU (a head that went
+        # non-finite is not kept: the error stops the probe at the end of the epoch)
+        values = torch.stack(losses).float().tolist()
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            raise TrainingError(f"non-finite loss {bad[0]} at epoch {epoch}; lower lr (now {lr})")
+        history.append(float(np.mean(values)))
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     head.eval()
     return history
