@@ -12,6 +12,8 @@ The CPU tests prove what torch shows there (the meta device, CPU autocast); thes
 - `distill-syncs`: the distillation forward/backward and the teacher-head warm-up's losses wait nowhere;
 - `photometric-syncs`: the batched colour step on the device (`crops.photometric: device`) of a sensor stored
   B, G, R waits nowhere (its band reorder was a list index, built on the host and copied, before 37d1718);
+- `probe-head-syncs`: training a probe head on cached features waits once per epoch (its losses read together), not
+  at every step (two loss reads and blocking batch copies a step before 7823239);
 - `embed-input-syncs`: the embed sweep's per-batch input scaling (`InputScale.apply_`) waits nowhere.
 
     .venv/bin/python benchmarks/device_checks.py                  # CUDA when visible; else each check SKIPs
@@ -234,6 +236,30 @@ def photometric_syncs(device: torch.device) -> tuple[bool, str]:
     return _sync_verdict(_syncs(lambda: tf.finish(x, params)))
 
 
+def probe_head_syncs(device: torch.device) -> tuple[bool, str]:
+    from geodino.backbones import load_backbone
+    from geodino.eval.head_training import FeatureStore, to_device, train_head
+
+    bb = load_backbone("arch:vit_small?seed=0", device=str(device))
+    tiles = torch.rand(32, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    store = FeatureStore.from_tiles(bb, tiles, "last", "memory", progress=False)
+    targets = torch.randn(32, 1)
+
+    def loss_fn(head: torch.nn.Module, maps: list[torch.Tensor], cls: list[torch.Tensor], idx: list[int]) -> Any:
+        return ((head(cls[-1]) - to_device(targets[idx], device)) ** 2).mean()
+
+    def train(epochs: int) -> None:
+        head = torch.nn.Linear(384, 1).to(device)
+        train_head(head, store, loss_fn, epochs=epochs, batch_size=4, lr=1e-3, weight_decay=0.0, seed=0, progress=False)
+
+    train(1)  # warm-up
+    where = _syncs(lambda: train(2))  # 16 steps: the losses are read once per epoch (2 reads), no step waits
+    ok = len(where) <= 2
+    return ok, f"{len(where)} device waits in 2 epochs of 8 steps" + (
+        "" if ok else f", first at {', '.join(where[:4])}"
+    )
+
+
 def embed_input_syncs(device: torch.device) -> tuple[bool, str]:
     from geodino.embed.input_scaling import InputScale
 
@@ -250,6 +276,7 @@ CHECKS: dict[str, tuple[Check, bool]] = {  # name: (check, needs CUDA)
     "koleo-gathered-syncs": (koleo_gathered_syncs, True),
     "distill-syncs": (distill_syncs, True),
     "photometric-syncs": (photometric_syncs, True),
+    "probe-head-syncs": (probe_head_syncs, True),
     "embed-input-syncs": (embed_input_syncs, True),
 }
 
