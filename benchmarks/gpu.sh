@@ -3,8 +3,7 @@
 #   0. correctness of the code that runs differently on CUDA (benchmarks/device_checks.py, ~30 s): one PASS/FAIL
 #      line each: loss terms float32 under bf16 autocast, backward outside it, and no device wait (sync debug mode)
 #      in an SSL step, gathered KoLeo, the distillation step and heads warm-up, the colour step on the device, a
-#      probe head's training (one wait per epoch) and
-#      embed's per-batch input scaling;
+#      probe head's training (one wait per epoch) and embed's per-batch input scaling;
 #   1. backbone forward: geodino eager / transformers / timm / fast path, ViT-S/16 and ViT-L/16, batch 64,
 #      224 and 512 px, float32 and bf16 (benchmarks/backbone.py --device cuda); float32 twice: the fast path's
 #      3xTF32 projections (row fp32) and plain float32 products (row fp32-ieee), each with its max diff to eager;
