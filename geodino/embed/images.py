@@ -67,6 +67,7 @@ def embed_images(
     bands: list[int] | None = None,
     scale: float = 0.0,
     offset: float = 0.0,
+    file_scale: bool = True,
     on_error: str = "skip",
     overwrite: bool = False,
     progress: bool = True,
@@ -80,7 +81,8 @@ def embed_images(
     `cls+mean` adds the last block's mean. `image_size` 0 feeds each image at its own size rounded up to the patch
     size (all images must then have one size); N resizes every image to N x N. `bands`: 1-based bands of each file
     to use. `scale`/`offset`: DN -> reflectance (`x * scale + offset`; 0 = the backbone's recorded DN scale, else by
-    dtype; a negative scale is refused). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable
+    dtype; a negative scale is refused). `file_scale=False`: the scale/offset a file declares (GDAL) is not read,
+    as `geodino embed`'s `file_scale`. `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable
     image. Numbers may be given as text (`batch_size="16"`), as the CLI reads them. Returns `out`. With
     `progress=False` the run is quiet on stderr (no bar, no "wrote ..." line; `geodino.embed.pipeline.run_lines`
     asks for the lines); warnings still come.
@@ -107,6 +109,7 @@ def embed_images(
             "recorded scale, else by dtype"
         )
     l2_normalize, overwrite = _bool(l2_normalize, "--l2", "l2_normalize"), _bool(overwrite, "--overwrite", "overwrite")
+    file_scale = _bool(file_scale, "file_scale", "file_scale")
     progress, amp = _bool(progress, "--no-progress", "progress"), _bool(amp, "--bf16", "amp")
     check_data_offset(scale, offset, SCALE_KEYS)
     out = check_writable(out, overwrite=overwrite)
@@ -127,7 +130,7 @@ def embed_images(
         if image_size:
             flags = "--image-size (0: native) or --batch-size (image_size= / batch_size= in Python)"
             check_image_batch(batch_size, int(bb.in_chans), image_size, flags)
-        scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
+        scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS, file_scale=file_scale)
         data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
         data.prime()
         run = PartRunner(bb, data, idx, pool=pool, image_size=image_size, batch_size=batch_size, amp=amp)
@@ -146,6 +149,7 @@ def embed_images(
                 "scale": scale,
                 "offset": offset,
                 "inference_path": path_name,
+                **({} if file_scale else {"file_scale": False}),  # on: as runs before the switch recorded it
             }
             from geodino.embed.config import EmbedConfig
             from geodino.embed.pipeline import says

@@ -65,6 +65,7 @@ class DatasetConfig:
     max_samples: int = 0  # cap per split (seeded subset) for quick runs; 0 = all
     scale: float = 0.0  # generic images: DN -> reflectance; 0 = file's declared, else backbone's recorded, else dtype
     offset: float = 0.0  # generic images: added after scale (reflectance = DN * scale + offset)
+    file_scale: bool = True  # generic images: false = a file's declared GDAL scale/offset is not read
     sensor: str = ""  # name of the data's sensor (geodino.data.sensors); "" = the adapter's default
     scene: list[str] = field(default_factory=lambda: ["urban", "rural"])  # LoveDA scenes
     label_set: int = 19  # BigEarthNet: 19 or 43 classes
@@ -365,7 +366,7 @@ def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = No
 
     keys = ("data.scale", "data.offset")
     check_data_offset(cfg.scale, cfg.offset, keys)
-    scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys)
+    scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys, file_scale=cfg.file_scale)
     files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
     scaling.settle(files, lambda p: (read_array(p, rgb), None))
     return scaling
@@ -420,6 +421,7 @@ def _folder_from_files(
         key_scale = "|".join(
             r[2] if r[2].endswith(DECLARED) else scaling_text(r[0], r[1]) for r in scaling.fixed.values()
         )
+    rule += scaling.off_note()  # data.file_scale false: said
     nb = first.shape[0]
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]

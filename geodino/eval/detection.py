@@ -79,6 +79,7 @@ class DetectionProbeConfig:
     bands: list[int] = field(default_factory=list)
     data_scale: float = 0.0  # DN -> reflectance; 0: the file's declared, else the backbone's recorded, else dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
+    file_scale: bool = True  # false: a file's declared GDAL scale/offset is not read (as geodino embed's file_scale)
     epochs: int = 12
     min_steps: int = 0  # epochs raised to give at least this many optimiser steps; 0: epochs (under 300 warns)
     batch_size: int = 2

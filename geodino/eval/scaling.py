@@ -77,7 +77,8 @@ class InputScaling:
     probe calls `settle` with every file of the dataset first, so the rule is the dataset's, not one image's.
     Without the record, data of a sensor with an offset (Landsat C2 L2: 2.75e-5, -0.2) reached the backbone in
     other units than it was trained on. `what` names the probe in the line `say` prints; `keys` are the config
-    keys of the explicit scale and offset, for the descriptions.
+    keys of the explicit scale and offset, for the descriptions. `file_scale` False (the config's `file_scale`, as
+    `geodino embed`'s): the files' declarations are not read, the line says so.
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class InputScaling:
         offset: float = 0.0,
         what: str = "",
         keys: tuple[str, str] = ("data_scale", "data_offset"),
+        file_scale: bool = True,
     ) -> None:
         self.scale, self.offset, self.what, self.keys = float(scale), float(offset), what, keys
+        self.file_scale = bool(file_scale)  # False: the scale/offset a file declares is not read
         self.recorded: tuple[np.ndarray, np.ndarray, str] | None = None
         if backbone is not None and self.scale <= 0:
             from geodino.embed.sweep import recorded_scale
@@ -108,8 +111,9 @@ class InputScaling:
 
     @classmethod
     def of(cls, cfg: Any, backbone: Any = None, what: str = "") -> InputScaling:
-        """The rule of a probe config's `data_scale`/`data_offset` keys and the backbone's record."""
-        return cls(backbone, getattr(cfg, "data_scale", 0.0), getattr(cfg, "data_offset", 0.0), what)
+        """The rule of a probe config's `data_scale`/`data_offset`/`file_scale` keys and the backbone's record."""
+        scale, offset = getattr(cfg, "data_scale", 0.0), getattr(cfg, "data_offset", 0.0)
+        return cls(backbone, scale, offset, what, file_scale=getattr(cfg, "file_scale", True))
 
     def decide(
         self, dtype: Any, n_bands: int, top: float | None = None, where: str = "the image data", name: str = ""
@@ -170,7 +174,7 @@ class InputScaling:
         self.seen.update(str(f) for ps in groups.values() for f in ps)
         for (name, n), paths in groups.items():
             whole = [f for f in paths if f not in short]
-            if self.scale <= 0 and self._settle_declared(name, n, whole, bands):
+            if self.scale <= 0 and self.file_scale and self._settle_declared(name, n, whole, bands):
                 continue
             self.kinds[(name, n)] = (False, str(paths[0]))
             top = None
@@ -238,7 +242,7 @@ class InputScaling:
         (a file the scan did not see fixes it for the rest of the run), else decided on `data` alone (its own
         largest value); `where` names the file in messages."""
         key = (data.dtype.name, int(data.shape[0]))
-        if self.scale <= 0:
+        if self.scale <= 0 and self.file_scale:
             name = str(Path(where))
             found = self.declared.get(name)
             if found is None and name not in self.seen and Path(name).is_file():
@@ -304,8 +308,18 @@ class InputScaling:
         return torch.nan_to_num(x)
 
     def describe(self, default: str = SAMPLES_SCALED) -> str:
-        """The rules used so far, '; '-joined (`default` when no image file was scaled: the samples came scaled)."""
-        return "; ".join(self.used) or default
+        """The rules used so far, '; '-joined, and `off_note` (`default` when no image file was scaled: the samples
+        came scaled)."""
+        return "; ".join(self.used) + self.off_note() if self.used else default
+
+    def off_note(self) -> str:
+        """ "; the files' own GDAL scale/offset not read (file_scale false)" when `file_scale` is off, else "" (and
+        with a given scale, which overrides the files' anyway). The key as the config spells it: data.file_scale
+        beside data.scale."""
+        if self.file_scale or self.scale > 0:
+            return ""
+        key = self.keys[0].rpartition(".")[0] + "." if "." in self.keys[0] else ""
+        return f"; the files' own GDAL scale/offset not read ({key}file_scale false)"
 
     def say(self) -> str:
         """Print `<what>: input scaling <rules>` to stderr when image files were scaled (once, at the end of a
