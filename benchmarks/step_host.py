@@ -87,6 +87,7 @@ class Step:
                     blk.forward_list = torch.compile(blk.forward_list)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> float:
+        from geodino.losses.float32 import float32_region
         from geodino.train.optim import apply_optim_schedule, clip_grad_per_module
 
         clock = time.perf_counter
@@ -97,7 +98,8 @@ class Step:
             loss, _ = self.arch(batch, self.it)
         t.append(clock())
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with float32_region(loss.device.type):  # outside any caller's autocast, as SSLModule.training_step runs it
+            loss.backward()
         t.append(clock())
         clip_grad_per_module(self.arch.student, 3.0)
         self.opt.step()
