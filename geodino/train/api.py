@@ -54,7 +54,8 @@ def source_of(
     kinds (rasters and chips, shards and loose files, cubes and files), or `tile_size` / `bands` for chips or shards
     (read whole, with their sensor's bands), is refused in one line; so is data of no kind, naming the
     `overrides=['data.sources=[...]']` route. A raster-extension file whose header does not read counts as neither
-    (the source's reader stops at it or skips it per its on_error) unless none reads."""
+    (the source's reader stops at it or skips it per its on_error) unless none reads. Hidden files and folders
+    (`.DS_Store`, macOS `._x.jpg`, `.thumbnails/`) are left out of a folder, as an images source leaves them out."""
     return _source(data, sensor, tile_size, bands)[0]
 
 
@@ -76,7 +77,10 @@ def _source(
     if cubes:
         return _entry("cube", cubes, sensor, tile_size, names), [], sensor
     exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS, ".tar")))
-    files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint)
+    # hidden files and folders left out, as an images source lists its folders: a copy from a Mac holds a `._x.tif`
+    # AppleDouble file beside each file and a `.DS_Store`; a hidden `.thumbnails/` or `.cache/` folder counted here
+    # (PNGs beside GeoTIFFs, a georeferenced TIFF among chips) refused the folder as two kinds of data
+    files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint, hidden=False)
     tars = [f for f in files if f.lower().endswith(".tar")]
     if tars:
         loose = [f for f in files if not f.lower().endswith(".tar")]
