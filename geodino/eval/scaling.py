@@ -166,15 +166,20 @@ class InputScaling:
         valid pixels [H,W] or None), until one has a valid value above 255. `bands`: the 0-based bands kept."""
         groups: dict[tuple[str, int], list[Path]] = {}
         short: set[Path] = set()  # files without every kept band: their reader says so, not a declared-rule check
+        declares = self.scale <= 0 and self.file_scale
+        # each file's declared rule read right after its header: a header-cache hit however long the listing (a
+        # second pass over more files than the cache holds, 65,536, read every header again)
+        declared: dict[Path, Rule | None] = {}
         for f in dict.fromkeys(Path(f) for f in files):
             dt, n = image_header(f, lambda p: read(p)[0])
             groups.setdefault((dt.name, len(bands) if bands else n), []).append(f)
             if bands and max(bands) >= n:
                 short.add(f)
+            elif declares:
+                declared[f] = self._declared_of(f, bands)
         self.seen.update(str(f) for ps in groups.values() for f in ps)
         for (name, n), paths in groups.items():
-            whole = [f for f in paths if f not in short]
-            if self.scale <= 0 and self.file_scale and self._settle_declared(name, n, whole, bands):
+            if declares and self._settle_declared(name, n, {f: declared[f] for f in paths if f not in short}):
                 continue
             self.kinds[(name, n)] = (False, str(paths[0]))
             top = None
@@ -190,11 +195,11 @@ class InputScaling:
             self.fixed[(name, n)] = self.decide(name, n, top, where, one)
         self.settled = True
 
-    def _settle_declared(self, name: str, n: int, paths: list[Path], bands: Sequence[int] | None) -> bool:
-        """Note the rule each file of one dtype/band-count group declares (`declared`, by file); False when none
-        declares. Some declaring beside some not is refused (`_refuse_mix`): their reflectance would differ by
-        the declared offset/scale, silently. The group's entry in `fixed` names the declared rules met."""
-        found = {f: self._declared_of(f, bands) for f in paths}
+    def _settle_declared(self, name: str, n: int, found: dict[Path, Rule | None]) -> bool:
+        """Note the rule each file of one dtype/band-count group declares (`found`: by file, `_declared_of`, None
+        for none); False when none declares. Some declaring beside some not is refused (`_refuse_mix`): their
+        reflectance would differ by the declared offset/scale, silently. The group's entry in `fixed` names the
+        declared rules met."""
         rules = {f: r for f, r in found.items() if r is not None}
         if not rules:
             return False
