@@ -336,7 +336,13 @@ def _stack(args: argparse.Namespace) -> int:
     from geodino.data.vrt import stack_scenes
 
     paths = stack_scenes(
-        args.root, args.bands, args.out, resampling=args.resampling, overwrite=args.overwrite, relative=args.relative
+        args.root,
+        args.bands,
+        args.out,
+        resampling=args.resampling,
+        overwrite=args.overwrite,
+        relative=args.relative,
+        say=print,  # the reflectance rule the SAFE products declare, and where it came from
     )
     print(f"wrote {plural(len(paths), 'VRT')} to {args.out}")
     return 0

@@ -24,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from geodino.data.band_files import find_band_files, scene_folders
+from geodino.data.s2_product import ProductRule, stack_line, stack_rule
 from geodino.data.vrt_mosaic import mosaic_vrt
 from geodino.errors import InputError, one_line, plural
 
@@ -88,13 +89,19 @@ def _check_resampling(resampling: str) -> None:
 
 
 def _stack_bands_xml(
-    band_files: dict[str, str | Path], resampling: str, folder: Path | None = None, *, relative: bool = False
+    band_files: dict[str, str | Path],
+    resampling: str,
+    folder: Path | None = None,
+    *,
+    relative: bool = False,
+    product: ProductRule | None = None,
 ) -> str:
     """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only. Files in or
     below `folder` (the VRT's) are referenced relative to it, as `mosaic_vrt` does, so that folder can be moved;
     with `relative`, files elsewhere too (`../`), so a tree holding both the VRTs and the band files can be moved.
     Where a band's file does not cover the finest band's extent, a dataset mask (`_coverage_mask`) marks the
-    uncovered pixels invalid: GDAL would read them as 0 (or the band's nodata), values no file holds."""
+    uncovered pixels invalid: GDAL would read them as 0 (or the band's nodata), values no file holds. The
+    reflectance bands of a Sentinel-2 `product` get its DN -> reflectance rule as their `<Scale>`/`<Offset>`."""
     import warnings
 
     import rasterio
@@ -146,6 +153,7 @@ def _stack_bands_xml(
     finest = min(infos, key=lambda i: abs(i[3].a))
     t, width, height = finest[3], finest[4], finest[5]
     bands, notes, windows = [], [], []
+    rules = product.per_band([i[0] for i in infos]) if product else [None] * len(infos)
     for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
         window, aligned = _placed(bt, bw, bh, t)  # this file on the finest grid
         windows.append((band, path, *window))
@@ -153,9 +161,10 @@ def _stack_bands_xml(
         if not aligned:
             notes.append(_resampled_note(band, bt, t, method))
         source = _local_source(path, folder, always=relative)
-        bands += _vrt_band(k, band, dtype, nodata, method, source, (bw, bh), window)
+        bands += _vrt_band(k, band, dtype, nodata, method, source, (bw, bh), window, rules[k - 1])
     mask = _coverage_mask(windows, width, height, _local_source(finest[1], folder, always=relative))
-    return _vrt_text(crs, t, (width, height), notes, bands + mask)
+    said = product.said(list(band_files)) if product else ""
+    return _vrt_text(crs, t, (width, height), notes, bands + mask, said)
 
 
 def _placed(bt: Any, bw: int, bh: int, t: Any) -> tuple[tuple[float, float, float, float], bool]:
@@ -184,14 +193,17 @@ def _vrt_band(
     source: tuple[str, bool],
     size: tuple[int, int],
     window: tuple[float, float, float, float],
+    rule: tuple[float, float] | None = None,
 ) -> list[str]:
     """The XML of VRT band `k`: band 1 of the file `source` ((name, relative to the VRT)), `size` (w, h) pixels, read
-    into `window` of the grid by `method` (no attribute when empty: GDAL's default, for aligned sources)."""
+    into `window` of the grid by `method` (no attribute when empty: GDAL's default, for aligned sources); `rule`:
+    its declared (scale, offset), DN -> physical value."""
     x_off, y_off, x_size, y_size = window
     no = _xml_number(nodata) if nodata is not None else None
     return [
         f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
         f"    <Description>{escape(label)}</Description>",
+        *([f"    <Offset>{rule[1]!r}</Offset>", f"    <Scale>{rule[0]!r}</Scale>"] if rule else []),
         *([f"    <NoDataValue>{no}</NoDataValue>"] if no is not None else []),
         f"    <ComplexSource{f' resampling={chr(34)}{method}{chr(34)}' if method else ''}>",
         f'      <SourceFilename relativeToVRT="{int(source[1])}">{escape(source[0])}</SourceFilename>',
@@ -204,17 +216,19 @@ def _vrt_band(
     ]
 
 
-def _vrt_text(crs: Any, t: Any, size: tuple[int, int], notes: list[str], body: list[str]) -> str:
-    """A VRT document on the grid (`crs`, transform `t`, `size` (w, h)): the resampling `notes` as metadata (for
-    gdalinfo and `geodino data stack` readers), then `body` (its bands, and a mask band)."""
+def _vrt_text(crs: Any, t: Any, size: tuple[int, int], notes: list[str], body: list[str], radiometry: str = "") -> str:
+    """A VRT document on the grid (`crs`, transform `t`, `size` (w, h)): the resampling `notes` and where its bands'
+    scale/offset came from (`radiometry`) as metadata (for gdalinfo and `geodino data stack` readers), then `body`
+    (its bands, and a mask band)."""
     head = [
         f'<VRTDataset rasterXSize="{size[0]}" rasterYSize="{size[1]}">',
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
         f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
     ]
-    if notes:
-        head += ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
-                 "  </Metadata>"]  # fmt: skip
+    tags = {"GEODINO_STACK_RESAMPLED": "; ".join(notes), "GEODINO_STACK_RADIOMETRY": radiometry}
+    if any(tags.values()):
+        mdi = [f'    <MDI key="{k}">{escape(v)}</MDI>' for k, v in tags.items() if v]
+        head += ["  <Metadata>", *mdi, "  </Metadata>"]
     return "\n".join([*head, *body, "</VRTDataset>"]) + "\n"
 
 
@@ -292,11 +306,13 @@ def stack_bands(
     relative: bool = False,
 ) -> Path:
     """Write a VRT stacking `band_files` (in order) on the finest of their grids (atomically); returns its path.
-    Files in or below the VRT's folder are referenced relative to it; with `relative`, all files are."""
+    Files in or below the VRT's folder are referenced relative to it; with `relative`, all files are. Files of a
+    Sentinel-2 SAFE get its MTD's reflectance rule as their scale/offset (`s2_product.stack_rule`)."""
     from geodino.io import atomic_path
 
     out = Path(out)
-    text = _stack_bands_xml(band_files, resampling, folder=out.parent, relative=relative)
+    product = stack_rule(band_files)
+    text = _stack_bands_xml(band_files, resampling, folder=out.parent, relative=relative, product=product)
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.write_text(text)
     return out
@@ -310,6 +326,7 @@ def stack_scenes(
     resampling: str = "bilinear",
     overwrite: bool = False,
     relative: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths.
 
@@ -321,7 +338,9 @@ def stack_scenes(
     the VRT a dataset mask, invalid where any band has no data (`_coverage_mask`). Every folder is checked (each
     band's file found, one band each, north-up, headers read, CRSs agree, no two folders giving one VRT name) and
     every output is free (or `overwrite`) before the first VRT is written, so an incomplete folder leaves no
-    partial set of VRTs."""
+    partial set of VRTs. The reflectance bands of a Sentinel-2 SAFE get the DN -> reflectance rule its
+    MTD_MSIL2A.xml / MTD_MSIL1C.xml declares (processing baseline >= 04.00: (DN - 1000) / 10000) as their
+    `<Scale>`/`<Offset>` (`s2_product`), said in one line through `say` (and the VRT's GEODINO_STACK_RADIOMETRY)."""
     from geodino.io import atomic_path, check_writable
 
     _check_resampling(resampling)
@@ -347,6 +366,7 @@ def stack_scenes(
         )
     planned: list[tuple[Path, str]] = []
     named: dict[Path, Path] = {}
+    products: list[ProductRule | None] = []  # each scene's SAFE rule
     for d in scene_dirs:
         name = "_".join(d.relative_to(root).parts) or root.name
         out = Path(out_dir) / f"{name}.vrt"
@@ -356,13 +376,17 @@ def stack_scenes(
                 "is written)"
             )
         named[out] = d
-        xml = _stack_bands_xml(find_band_files(d, bands), resampling, folder=out.parent, relative=relative)
+        files = find_band_files(d, bands)
+        products.append(stack_rule(files))
+        xml = _stack_bands_xml(files, resampling, folder=out.parent, relative=relative, product=products[-1])
         planned.append((out, xml))
     for out, _ in planned:
         check_writable(out, overwrite=overwrite)
     for out, text in planned:
         with atomic_path(out) as tmp:
             tmp.write_text(text)
+    if say is not None and (line := stack_line(products, bands)):
+        say(line)
     return [out for out, _ in planned]
 
 
