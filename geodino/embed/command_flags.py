@@ -24,7 +24,7 @@ EMBED_FLAGS = (
 ).split()
 
 
-IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset")
+IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset", "file_scale")
 # the embedding flags a product takes too: every product writes --out and may --overwrite it; the others choose how
 # features are computed (or which area), and a product reads features already computed, so it refuses them
 PRODUCT_SHARED = ("out", "overwrite")
@@ -46,7 +46,7 @@ RASTER_FLAGS = (
     "asset_bands allow_no_crs resume workers world_size rank config"
 ).split()
 # flags whose name is not their dest with dashes
-FLAG_NAMES = {"l2_normalize": "--l2", "amp": "--bf16", "progress": "--no-progress"}
+FLAG_NAMES = {"l2_normalize": "--l2", "amp": "--bf16", "progress": "--no-progress", "file_scale": "--no-file-scale"}
 
 
 def flag_name(dest: str) -> str:
@@ -82,6 +82,11 @@ def check_flags(args: argparse.Namespace, command: str) -> None:
     if not given:
         return
     name = given[0]
+    if name == "file_scale" and command == "embed":  # a raster's switch is its config key
+        raise ConfigError(
+            "--no-file-scale applies to geodino embed images DIR; geodino embed INPUT takes the setting "
+            "file_scale=false (an override after the input) to leave a raster's own GDAL scale/offset unread"
+        )
     if name in IMAGES_FLAGS and name not in EMBED_FLAGS:  # --on-error: embed images and many scenes
         raise ConfigError(f"{flag_name(name)} applies to geodino embed images DIR only; drop it")
     if command == "images" and name in RASTER_FLAGS:

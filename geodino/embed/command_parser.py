@@ -264,3 +264,11 @@ def add_images_flags(p: argparse.ArgumentParser) -> None:
         help="unreadable images (default skip); many scenes: a scene that cannot be read (default stop)",
     )
     i.add_argument("--offset", type=float, help="added after --scale: reflectance = DN * scale + offset")
+    i.add_argument(
+        "--no-file-scale",
+        action="store_false",
+        default=None,
+        dest="file_scale",
+        help="do not read the files' own GDAL scale/offset (default: read, as geodino embed's file_scale); the "
+        "backbone's recorded scale, else the dtype rule, applies",
+    )

@@ -266,6 +266,12 @@ def write_output(
         vectors = F.normalize(torch.from_numpy(vectors), dim=1).numpy()
     skipped = sorted(i for p in parts for i in p.skipped)
     scaling = "; ".join(dict.fromkeys(t for p in parts for t in p.rules)) or "none (no image read)"
+    if any(p.rules for p in parts):  # --no-file-scale said, as the probes' line says it (`InputScaling.off_note`)
+        from geodino.embed.images import SCALE_KEYS
+        from geodino.eval.scaling import InputScaling
+
+        on = ident.get("file_scale", True)  # recorded only when off
+        scaling += InputScaling(scale=ident["scale"], keys=SCALE_KEYS, file_scale=on).off_note()
     pool, idx, image_size, l2 = ident["pool"], ident["layers"], ident["image_size"], ident["l2_normalize"]
     meta = {
         "backbone": ident["backbone"],

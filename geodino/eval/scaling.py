@@ -319,12 +319,20 @@ class InputScaling:
 
     def off_note(self) -> str:
         """ "; the files' own GDAL scale/offset not read (file_scale false)" when `file_scale` is off, else "" (and
-        with a given scale, which overrides the files' anyway). The key as the config spells it: data.file_scale
-        beside data.scale."""
+        with a given scale, which overrides the files' anyway), the switch as the caller spells it
+        (`file_scale_off`)."""
         if self.file_scale or self.scale > 0:
             return ""
-        key = self.keys[0].rpartition(".")[0] + "." if "." in self.keys[0] else ""
-        return f"; the files' own GDAL scale/offset not read ({key}file_scale false)"
+        return f"; the files' own GDAL scale/offset not read ({self.file_scale_off()})"
+
+    def file_scale_off(self) -> str:
+        """The setting that turns the files' declarations off, in the spelling of the scale key `keys[0]`: the flag
+        beside a flag (`geodino embed images`' --scale), else the config key beside it (data.file_scale beside
+        data.scale, tasks.NAME.file_scale beside tasks.NAME.data_scale)."""
+        key = self.keys[0]
+        if key.startswith("-"):
+            return "--no-file-scale, file_scale=False in Python"
+        return ((key.rpartition(".")[0] + ".") if "." in key else "") + "file_scale false"
 
     def say(self) -> str:
         """Print `<what>: input scaling <rules>` to stderr when image files were scaled (once, at the end of a
