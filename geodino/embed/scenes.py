@@ -220,7 +220,8 @@ def _run_scenes(
                 skip_scene(s, outs[s.name], unreadable[s.name])
                 continue
             try:  # writes the scene's STAC item (linked to its source item) once its raster is in place
-                item = "declared by its STAC item" if declared_rule(s, cfg) else None  # its band_scale/band_offset
+                # its band_scale/band_offset: the item's raster:bands, or its Sentinel-2 properties' rule
+                item = (s.radiometry_from or "declared by its STAC item") if declared_rule(s, cfg) else None
                 embed_raster(
                     s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac,
                     _rule_from=item,

@@ -47,6 +47,8 @@ class Scene:
     radiometry: list[tuple[float, float]] | None = None
     # the nodata value every band read declares (raster:bands / STAC 1.1 bands `nodata`); None when not all agree
     nodata: float | None = None
+    # who gave `radiometry`, in the rule line's words ("" : "declared by its STAC item", its raster:bands)
+    radiometry_from: str = ""
 
 
 def is_stac(text: str) -> bool:
@@ -367,6 +369,9 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
             nodata = _band_nodata(a)
             if picked and nodata:
                 nodata = [nodata[k - 1] if k <= len(nodata) else None for k in picked]
+            names = _band_names(a)
+            aliases = [names[k - 1] if k <= len(names) else [] for k in picked] if picked else names or [[keys[0]]]
+            per_band, said = _s2_rule(item, per_band, aliases)
             scenes.append(
                 Scene(
                     name,
@@ -376,6 +381,7 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
                     stac=stac,
                     radiometry=_declared(per_band, f"asset {keys[0]!r} of {where}"),
                     nodata=_one_nodata(nodata),
+                    radiometry_from=said,
                 )
             )
         else:
@@ -390,6 +396,38 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
             origin = f"assets {', '.join(keys)} of {where}"
             per_band = [(_band_radiometry(item.assets[key]) or [(None, None)])[0] for key in keys]
+            aliases = [[key, *(_band_names(item.assets[key]) or [[]])[0]] for key in keys]
+            per_band, said = _s2_rule(item, per_band, aliases)
             one_nodata = _one_nodata([(_band_nodata(item.assets[key]) or [None])[0] for key in keys])
-            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin), one_nodata))
+            rule = _declared(per_band, origin)
+            scenes.append(Scene(name, "", None, origin, sources, stac, rule, one_nodata, radiometry_from=said))
     return scenes
+
+
+def _s2_rule(
+    item: Any, per_band: list[tuple[float | None, float | None]], aliases: list[list[str]]
+) -> tuple[list[tuple[float | None, float | None]], str]:
+    """The bands' (scale, offset) of a Sentinel-2 item as its properties correct or supply them, and who gave them
+    ("" for the item's raster:bands as they are; `geodino.data.s2_product`):
+
+    - an Earth Search item saying its pixels hold the processing-baseline-04.00 offset already
+      (`earthsearch:boa_offset_applied` true) keeps its raster:bands scale but not their offset (-0.1, which
+      applied to those pixels again takes 0.1 off every reflectance);
+    - an item declaring no scale/offset (Planetary Computer's) gets the rule of its `s2:processing_baseline` for its
+      reflectance bands: (DN - 1000) / 10000 from 04.00 on, DN / 10000 before (bands of other kinds, SCL or AOT,
+      none)."""
+    from geodino.data.s2_product import offset_applied, reflectance_band, stac_baseline_rule
+
+    props = item.properties
+    declared = [(s, o) for s, o in per_band if s is not None or o is not None]
+    if declared:
+        if not offset_applied(props) or all(not o for _, o in declared):
+            return per_band, ""
+        key = next(k for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied") if props.get(k))
+        said = f"declared by its STAC item's raster:bands scale; their offset left out, {key} saying its pixels hold it"
+        return [(s, 0.0 if o is not None else None) for s, o in per_band], said
+    implied = stac_baseline_rule(props)
+    if implied is None or not any(reflectance_band(a) for a in aliases):
+        return per_band, ""
+    rule, said = implied
+    return [rule if reflectance_band(a) else (None, None) for a in aliases], f"declared by {said}"
