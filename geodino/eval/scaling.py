@@ -217,13 +217,28 @@ class InputScaling:
         """The rule `path` declares for the kept `bands` (0-based; None: all), or None when it declares none."""
         from geodino.data.headers import declared_rule
 
-        found = declared_rule(path, [b + 1 for b in bands] if bands else None)
+        found = declared_rule(path, [b + 1 for b in bands] if bands else None, fix=self._declared_fix())
         if found is None:
             return None
         scale, offset = (np.asarray(v, dtype=np.float32) for v in found)
         s, o = (v[:1] if np.all(v == v[0]) else v for v in (scale, offset))  # one value when every band has it
         text = f"{scaling_text(s, o)} (declared by the file: GDAL scale/offset)"
         return s.reshape(-1, 1, 1), o.reshape(-1, 1, 1), text
+
+    def _declared_fix(self) -> str:
+        """The ways out of a partly declared file (`declared_rule`'s refusal) in this caller's settings: its scale
+        key (`keys[0]`: a probe's data_scale / data.scale, `geodino embed images`' --scale) and its file_scale; the
+        refusal named `geodino embed`'s --scale and band_scale, which a probe does not read."""
+        key = self.keys[0]
+        if key.startswith("-"):
+            return (
+                f"pass {key} FACTOR ({key.lstrip('-')}= in Python), one rule for all bands that overrides the "
+                f"files', or leave the files' own unread with {self.file_scale_off()}"
+            )
+        return (
+            f"set {key}, one DN -> reflectance factor for all bands that overrides the files', or leave the files' "
+            f"own unread with {self.file_scale_off()}"
+        )
 
     def _refuse_mix(self, declaring: str | Path, plain: str | Path, name: str, n: int) -> None:
         """One line: `declaring` declares a DN rule and `plain`, of the same dtype and band count, declares none."""
