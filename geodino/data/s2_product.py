@@ -122,22 +122,35 @@ def stack_rule(band_files: Mapping[str, str | Path]) -> ProductRule | None:
     return rule if any(r is not None for r in rule.per_band(list(band_files))) else None
 
 
-def stack_line(products: Sequence[ProductRule | None], bands: Sequence[str]) -> str:
+def stack_line(scenes: Sequence[tuple[ProductRule | None, Mapping[str, Path]]], bands: Sequence[str]) -> str:
     """One line for `geodino data stack`: the reflectance rule of each kind the scenes' SAFE products declare
-    (`products`: one per scene, None outside a SAFE) and where it came from; "" when no scene is in a SAFE."""
+    (`scenes`: per scene its product's rule, None outside a SAFE, and its {band: file}) and where it came from,
+    and how many scenes of Sentinel-2 band files (`T33UUP_20240101T100031_B02_10m.jp2`) lie outside a SAFE, whose
+    rule nothing here says; "" when no scene is either."""
     kinds: dict[str, int] = {}
-    for p in products:
+    for p, _ in scenes:
         if p is not None:
             kinds[p.said(bands)] = kinds.get(p.said(bands), 0) + 1
-    if not kinds:
+    bare = [files for p, files in scenes if p is None and any(_S2_FILE.match(Path(f).name) for f in files.values())]
+    if not kinds and not bare:
         return ""
     from geodino.errors import plural
 
     said = "; ".join(f"{plural(n, 'scene')} {how}" for how, n in kinds.items())
-    bare = len(products) - sum(kinds.values())
-    rest = f"; {plural(bare, 'scene')} outside a SAFE: as stored (no rule known)" if bare else ""
     head = "Sentinel-2 reflectance as each product's metadata declares it, written as the VRT bands' scale/offset"
-    return f"{head}: {said}{rest}"
+    if not bare:
+        return f"{head}: {said}"
+    where = Path(next(iter(bare[0].values()))).parent
+    rest = (
+        f"{plural(len(bare), 'scene')} of Sentinel-2 band files outside a SAFE (e.g. {where}, no MTD_MSIL2A.xml or "
+        "MTD_MSIL1C.xml above them): no rule written, their products' processing baseline is unknown; from 04.00 on "
+        "(sensed since 2022-01-25, or reprocessed) their DN carry +1000: read those with band_scale=[0.0001] "
+        "band_offset=[-0.1] (embed) or a sensor YAML of offset: -0.1 (pretraining)"
+    )
+    return f"{head}: {said}; {rest}" if said else rest
+
+
+_S2_FILE = re.compile(r"^T\d{2}[A-Z]{3}_\d{8}T\d{6}_B(\d{2}|8A)(_\d+m)?\.", re.IGNORECASE)  # ESA's band file names
 
 
 def _local(tag: str) -> str:

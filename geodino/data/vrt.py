@@ -366,7 +366,7 @@ def stack_scenes(
         )
     planned: list[tuple[Path, str]] = []
     named: dict[Path, Path] = {}
-    products: list[ProductRule | None] = []  # each scene's SAFE rule
+    products: list[tuple[ProductRule | None, dict]] = []  # each scene's SAFE rule, and its band files
     for d in scene_dirs:
         name = "_".join(d.relative_to(root).parts) or root.name
         out = Path(out_dir) / f"{name}.vrt"
@@ -377,8 +377,8 @@ def stack_scenes(
             )
         named[out] = d
         files = find_band_files(d, bands)
-        products.append(stack_rule(files))
-        xml = _stack_bands_xml(files, resampling, folder=out.parent, relative=relative, product=products[-1])
+        products.append((stack_rule(files), files))
+        xml = _stack_bands_xml(files, resampling, folder=out.parent, relative=relative, product=products[-1][0])
         planned.append((out, xml))
     for out, _ in planned:
         check_writable(out, overwrite=overwrite)

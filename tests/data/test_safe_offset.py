@@ -162,15 +162,23 @@ def test_a_baseline_04_product_listing_no_offsets_is_refused_before_any_vrt(tmp_
 
 
 def test_band_files_outside_a_safe_declare_nothing(tmp_path):
-    """No metadata, nothing known: stored as before, no line (the docs say how to pass the rule)."""
+    """No metadata, nothing known: stored as before; ESA-named band files get one line saying so and how to pass
+    the rule, other files none."""
     refl = reflectance(n=8)
-    for band, dn in zip(("B02", "B03", "B04"), refl, strict=True):
-        write_tif(_mk(tmp_path / "root" / "s1" / f"T33UUP_20240101T100031_{band}_10m.tif"), dn[None].astype("uint16"))
+    for folder, stem in (("s1", "T33UUP_20240101T100031_{}_10m"), ("s2", "x_{}")):
+        for band, dn in zip(("B02", "B03", "B04"), refl, strict=True):
+            write_tif(_mk(tmp_path / "root" / folder / f"{stem.format(band)}.tif"), dn[None].astype("uint16"))
     lines: list[str] = []
-    (vrt,) = stack_scenes(tmp_path / "root", ["B02", "B03", "B04"], tmp_path / "vrt", say=lines.append)
-    with rasterio.open(vrt) as src:
-        assert src.scales == (1.0,) * 3 and src.offsets == (0.0,) * 3
-        assert "GEODINO_STACK_RADIOMETRY" not in src.tags()
+    vrts = stack_scenes(tmp_path / "root", ["B02", "B03", "B04"], tmp_path / "vrt", say=lines.append)
+    for vrt in vrts:
+        with rasterio.open(vrt) as src:
+            assert src.scales == (1.0,) * 3 and src.offsets == (0.0,) * 3
+            assert "GEODINO_STACK_RADIOMETRY" not in src.tags()
+    (line,) = lines
+    assert line.startswith(f"1 scene of Sentinel-2 band files outside a SAFE (e.g. {tmp_path / 'root' / 's1'}, no ")
+    assert "band_scale=[0.0001] band_offset=[-0.1] (embed) or a sensor YAML of offset: -0.1 (pretraining)" in line
+    lines.clear()
+    stack_scenes(tmp_path / "root" / "s2", ["B02", "B03", "B04"], tmp_path / "vrt2", say=lines.append)
     assert lines == []
 
 
