@@ -369,8 +369,8 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
             nodata = _band_nodata(a)
             if picked and nodata:
                 nodata = [nodata[k - 1] if k <= len(nodata) else None for k in picked]
-            names = _band_names(a)
-            aliases = [names[k - 1] if k <= len(names) else [] for k in picked] if picked else names or [[keys[0]]]
+            names = _band_names(a)  # a reflectance band is an asset of its own (a 3-band `visual` is 8-bit colour)
+            aliases = [[keys[0], *names[0]]] if len(names) == 1 else [[]] * max(len(picked or names), 1)
             per_band, said = _s2_rule(item, per_band, aliases)
             scenes.append(
                 Scene(

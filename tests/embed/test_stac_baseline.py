@@ -58,6 +58,12 @@ def test_planetary_computer_items_get_their_baselines_rule(tmp_path):
     assert one.radiometry == [(1e-4, -0.1)]
     (none,) = items(tmp_path / "x", [("plain", 0, {})])[:1]  # no baseline named: nothing known, as before
     assert read_stac(str(none), "B04,B03,B02")[0].radiometry is None
+    data = json.loads(path.read_text())  # the 8-bit colour asset (TCI) names B04, B03, B02 too: no rule
+    tci = [{"name": b, "common_name": c} for b, c in (("B04", "red"), ("B03", "green"), ("B02", "blue"))]
+    for feature in data["features"]:
+        feature["assets"]["visual"] = {"href": "cogs/tci.tif", "type": "image/tiff", "eo:bands": tci}
+    path.write_text(json.dumps(data))
+    assert read_stac(str(path), "visual")[1].radiometry is None
 
 
 @pytest.mark.parametrize("applied", [True, False])
