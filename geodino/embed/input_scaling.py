@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,16 +66,29 @@ class InputScale:
 
     scale: np.ndarray | np.floating | None = None  # None: identity (float input read as reflectance)
     offset: np.ndarray | np.floating | None = None  # None: no offset added
+    # (scale, offset) as tensors on each device used: copied there once per run, not once per batch (a blocking
+    # host-to-GPU copy of each on every batch held up the sweep's thread)
+    _on: dict[Any, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def apply_(self, x: Any) -> Any:
         """The step on a float32 torch tensor [B,C,H,W], in place (the sweep's own copy of a batch)."""
+        scale, offset = self.on(x.device)
+        if scale is not None:
+            x.mul_(scale)
+        if offset is not None:
+            x.add_(offset)
+        return x
+
+    def on(self, device: Any) -> tuple[Any, Any]:
+        """(scale, offset) as float32 tensors on `device` (None where the step has none), made on the first call."""
         import torch
 
-        if self.scale is not None:
-            x.mul_(torch.from_numpy(np.ascontiguousarray(self.scale)).to(x.device))
-        if self.offset is not None:
-            x.add_(torch.from_numpy(np.ascontiguousarray(self.offset)).to(x.device))
-        return x
+        if device not in self._on:
+            self._on[device] = tuple(  # type: ignore[assignment]
+                None if v is None else torch.from_numpy(np.ascontiguousarray(v)).to(device)
+                for v in (self.scale, self.offset)
+            )
+        return self._on[device]
 
 
 def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, ScaleRule] | None:
