@@ -121,11 +121,17 @@ class InputScaling:
         """(scale, offset, description) for data of `dtype` with `n_bands` bands (after band selection); `top` is
         the largest value of all the data the rule is for (only read for 16-bit data with an 8-bit record);
         `where` names the data in the warning of a recorded rule in other units than its mean/std (`_warn_units`),
-        `name` (default `where`) in the refusal of a type without a default rule (`data_scale`)."""
-        dt = np.dtype(dtype)
+        `name` (default `where`) in the refusal of a type without a default rule (`data_scale`). `dtype` `PHOTO16`:
+        16-bit web-format photos, read as pretraining reads them (`photo_scaling.photo16_rule`)."""
+        from geodino.eval.photo_scaling import PHOTO16, photo16_rule
+
+        photo = isinstance(dtype, str) and dtype == PHOTO16
+        dt = np.dtype(np.uint16 if photo else dtype)
         if self.scale > 0:
             keys = self.keys[0] + (f", {self.keys[1]}" if self.offset else "")
             return self.scale, self.offset, f"{scaling_text(self.scale, self.offset)} ({keys})"
+        if photo:
+            return photo16_rule(self.recorded, n_bands, self.keys[0])
         why = ""
         if self.recorded is not None:
             scale, offset, source = self.recorded
@@ -146,8 +152,11 @@ class InputScaling:
 
     def needs_values(self, dtype: Any, n_bands: int) -> bool:
         """Whether the rule for data of `dtype` and `n_bands` bands depends on the data's values: only 16-bit data
-        with a recorded scale for 8-bit DN (8-bit DN stored as 16 bits fit it, values above 255 do not)."""
-        if self.scale > 0 or self.recorded is None or np.dtype(dtype) not in SIXTEEN_BIT:
+        with a recorded scale for 8-bit DN (8-bit DN stored as 16 bits fit it, values above 255 do not), not 16-bit
+        photos (`PHOTO16`: 0..65535 by their format)."""
+        from geodino.eval.photo_scaling import PHOTO16
+
+        if dtype == PHOTO16 or self.scale > 0 or self.recorded is None or np.dtype(dtype) not in SIXTEEN_BIT:
             return False
         scale, offset, _ = self.recorded
         return self._misfit(dtype, n_bands, scale, offset, None) != self._misfit(dtype, n_bands, scale, offset, 256)
@@ -163,7 +172,10 @@ class InputScaling:
         its own values (a dark 16-bit tile, max <= 255, was divided by 255 where its neighbours were divided by
         10000; a split by the rule of its own first image). One rule per dtype and band count, from the files'
         headers; only 16-bit files with a recorded 8-bit scale are read (`read`: pixels [C,H,W] as stored and the
-        valid pixels [H,W] or None), until one has a valid value above 255. `bands`: the 0-based bands kept."""
+        valid pixels [H,W] or None), until one has a valid value above 255. `bands`: the 0-based bands kept.
+        16-bit web-format photos are a group of their own (`photo_scaling.kind_name`)."""
+        from geodino.eval.photo_scaling import kind_name
+
         groups: dict[tuple[str, int], list[Path]] = {}
         short: set[Path] = set()  # files without every kept band: their reader says so, not a declared-rule check
         declares = self.scale <= 0 and self.file_scale
@@ -172,7 +184,7 @@ class InputScaling:
         declared: dict[Path, Rule | None] = {}
         for f in dict.fromkeys(Path(f) for f in files):
             dt, n = image_header(f, lambda p: read(p)[0])
-            groups.setdefault((dt.name, len(bands) if bands else n), []).append(f)
+            groups.setdefault((kind_name(dt, f), len(bands) if bands else n), []).append(f)
             if bands and max(bands) >= n:
                 short.add(f)
             elif declares:
@@ -260,8 +272,10 @@ class InputScaling:
         of the file `where`): an explicit scale; else the rule the file declares (found by `settle`, or read here
         for a file the scan did not see); else the dataset's rule for its dtype and band count once `settle` ran
         (a file the scan did not see fixes it for the rest of the run), else decided on `data` alone (its own
-        largest value); `where` names the file in messages."""
-        key = (data.dtype.name, int(data.shape[0]))
+        largest value); `where` names the file in messages (and, by its suffix, a 16-bit photo's group)."""
+        from geodino.eval.photo_scaling import PHOTO16, kind_name
+
+        key = (kind_name(data.dtype, where), int(data.shape[0]))
         if self.scale <= 0 and self.file_scale:
             name = str(Path(where))
             found = self.declared.get(name)
@@ -280,7 +294,7 @@ class InputScaling:
         if key in self.fixed:
             return self.fixed[key]
         top = int(data.max()) if data.dtype in SIXTEEN_BIT and data.size else None
-        found = self.decide(data.dtype, data.shape[0], top, where)
+        found = self.decide(PHOTO16 if key[0] == PHOTO16 else data.dtype, data.shape[0], top, where)
         if self.settled:
             self.fixed[key] = found
         return found
