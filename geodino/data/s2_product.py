@@ -54,7 +54,7 @@ def band_key(name: str) -> str | None:
     m = _BAND.match(str(name).strip())
     if not m or not 1 <= int(m.group(1)) <= 12 or (m.group(2) and m.group(1) != "8"):
         return None
-    return f"B{int(m.group(1)):02d}{m.group(2).upper()}"
+    return "B8A" if m.group(2) else f"B{int(m.group(1)):02d}"
 
 
 def baseline_has_offset(baseline: Any) -> bool | None:
@@ -227,20 +227,16 @@ def stac_baseline_rule(properties: Mapping[str, Any]) -> tuple[tuple[float, floa
     if key is None or after is None:
         return None
     said = f"its STAC item's {key} {properties[key]}"
-    if after and offset_applied(properties):
-        return (1e-4, 0.0), f"{said} and {_applied_key(properties)}"
+    if after and (applied := offset_applied(properties)):
+        return (1e-4, 0.0), f"{said} and {applied}"
     return (1e-4, -0.1 if after else 0.0), said
 
 
-def offset_applied(properties: Mapping[str, Any]) -> bool:
-    """Whether an Earth Search item says its pixels hold the baseline-04.00 offset already
-    (`earthsearch:boa_offset_applied` true; v0: `sentinel:boa_offset_applied`): its COGs were shifted back to
-    DN / 10000 while its raster:bands may still declare offset -0.1, which applied again takes 0.1 off every
-    reflectance (Element84/earth-search#9: the property, not raster:bands, says what the pixels hold)."""
-    return _applied_key(properties) != ""
-
-
-def _applied_key(properties: Mapping[str, Any]) -> str:
+def offset_applied(properties: Mapping[str, Any]) -> str:
+    """The property by which an Earth Search item says its pixels hold the baseline-04.00 offset already
+    (`earthsearch:boa_offset_applied` true; v0: `sentinel:boa_offset_applied`), "" when it does not: its COGs were
+    shifted back to DN / 10000 while its raster:bands may still declare offset -0.1, which applied again takes 0.1
+    off every reflectance (Element84/earth-search#9: the property, not raster:bands, says what the pixels hold)."""
     return next((k for k in _APPLIED_KEYS if properties.get(k) is True), "")
 
 

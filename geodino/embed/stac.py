@@ -421,9 +421,9 @@ def _s2_rule(
     props = item.properties
     declared = [(s, o) for s, o in per_band if s is not None or o is not None]
     if declared:
-        if not offset_applied(props) or all(not o for _, o in declared):
+        key = offset_applied(props)
+        if not key or all(not o for _, o in declared):
             return per_band, ""
-        key = next(k for k in ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied") if props.get(k))
         said = f"declared by its STAC item's raster:bands scale; their offset left out, {key} saying its pixels hold it"
         return [(s, 0.0 if o is not None else None) for s, o in per_band], said
     implied = stac_baseline_rule(props)

@@ -197,3 +197,41 @@ def test_embed_reads_the_stacked_safe_by_its_declared_rule(tmp_path, capsys):
     assert cli.main(["embed", str(vrt), "-b", spec, "--out", str(tmp_path / "f.tif"), *run]) == 0
     lines = re.findall(r"geodino: input DN -> reflectance .*", capsys.readouterr().err)
     assert lines == ["geodino: input DN -> reflectance x*0.0001-0.1 (declared by the input: its GDAL scale/offset)"]
+
+
+def test_baseline_text_band_names_and_the_rule_a_stac_items_properties_imply(tmp_path):
+    from geodino.data.s2_product import band_key, baseline_has_offset, read_product_metadata, stac_baseline_rule
+
+    (tmp_path / "MTD_MSIL2A.xml").write_text(mtd())
+    rule = read_product_metadata(tmp_path / "MTD_MSIL2A.xml")
+    assert rule.per_band(["B8A", "B12", "B1", "SCL"]) == [(1e-4, -0.1)] * 3 + [None]
+
+    assert [baseline_has_offset(b) for b in ("04.00", "05.09", "N0510", 5.09, "03.01", "02.14", "latest")] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        None,
+    ]
+    assert [band_key(n) for n in ("B2", "b02", "B8A", "B02_10m", "B13", "B9A", "SCL", "red")] == [
+        "B02",
+        "B02",
+        "B8A",
+        "B02",
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert stac_baseline_rule({"s2:processing_baseline": "05.09"}) == (
+        (1e-4, -0.1),
+        "its STAC item's s2:processing_baseline 05.09",
+    )
+    v0 = {"sentinel:processing_baseline": "04.00", "sentinel:boa_offset_applied": True}  # Earth Search v0
+    assert stac_baseline_rule(v0) == (
+        (1e-4, 0.0),
+        "its STAC item's sentinel:processing_baseline 04.00 and sentinel:boa_offset_applied",
+    )
+    assert stac_baseline_rule({"platform": "landsat-8"}) is None
