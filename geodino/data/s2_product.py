@@ -71,7 +71,7 @@ def baseline_has_offset(baseline: Any) -> bool | None:
 class ProductRule:
     """A product's DN -> reflectance rule: reflectance = DN * scale + offset per band (`rules`, by `band_key`)."""
 
-    source: str  # the file (or item) that declares it
+    source: str  # the MTD file that declares it
     level: str  # "L2A", "L1C"
     baseline: str  # "05.09"; "" when the file names none
     quantification: float
