@@ -31,6 +31,7 @@ import numpy as np
 from geodino.config import whole_number
 from geodino.errors import ConfigError, InputError, plural
 from geodino.viz.attention_input import (
+    check_band_order,
     crop_note,
     is_image,
     read_input,
@@ -324,6 +325,7 @@ def attention_maps(
 
     if isinstance(sample, np.ndarray):
         sample = {"image": sample, "valid": np.ones(sample.shape[1:], bool)}
+    check_band_order(sample, backbone)  # its bands in another order than the backbone's: one line, not a map
     image = np.asarray(sample["image"], dtype=np.float32)
     if image.ndim != 3:
         raise InputError(f"expected an image [C, H, W], got shape {image.shape}")

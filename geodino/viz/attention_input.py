@@ -53,7 +53,9 @@ def read_input(
     transparent pixels (alpha 0) are not `valid`, as a raster's alpha band masks it. A raster read without `sensor`
     takes the DN scale `backbone`'s normalisation record carries, as `geodino embed` does (`recorded_sensor`);
     `sample["sensor_note"]` then says so, for the caller to print. A `.txt` list naming one raster is read as that
-    raster; a list of several is refused (one input per run)."""
+    raster; a list of several is refused (one input per run). With `backbone`, bands that are its recorded bands
+    in another order are refused (`check_band_order`: `sample["named_bands"]`, named as `geodino embed` names
+    them)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
@@ -70,7 +72,7 @@ def read_input(
         return _read_photo(path, sensor=sensor, bands=bands, window=window, backbone=backbone)
     from geodino.data.archive import RasterArchive
 
-    note = None
+    note, given = None, sensor
     if sensor is None and backbone is not None:
         found = recorded_sensor(backbone, source)
         if found is not None:
@@ -95,7 +97,59 @@ def read_input(
     sample["window"] = [c, r, w, h] if window is not None else None
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
+    # the bands' names as `geodino embed` names them for its band-order check (not the record's sensor, chosen here)
+    if given is not None:
+        from geodino.data.sensors import get_sensor
+
+        sample["band_sensor"] = get_sensor(given)  # all its bands: `archive.sensor` holds those selected
+    sample["named_bands"] = _named_bands(source, scene.band_indexes, sample.get("band_sensor"), band_names)
     return _sensor_said(sample, note, sensor, backbone)
+
+
+def _named_bands(source: str, read: Sequence[int], sensor: Any, band_names: Sequence[str] | None) -> list[str] | None:
+    """The names of the raster bands `read` (1-based, in the order read) where something names them, as `geodino
+    embed` names them (`geodino.embed.band_order.input_band_names`): `band_names` given for the file's bands, its
+    band descriptions, else the --sensor given; None for colour tags alone (GDAL tags every 3-band 8-bit GeoTIFF
+    RGB, a BGR one too), positions, or a header that does not read."""
+    from types import SimpleNamespace
+
+    from geodino.data.headers import header_or_none
+    from geodino.embed.band_order import input_band_names
+
+    found = header_or_none(source, reader="rasterio")
+    if found is None:
+        return None
+    head: Any = found
+    if band_names and len(band_names) == found.count:  # names given for the file's bands: as its descriptions
+        head = SimpleNamespace(count=found.count, descriptions=[str(b) for b in band_names])
+    return input_band_names(SimpleNamespace(header=head, bands=list(read)), sensor)
+
+
+def check_band_order(sample: dict[str, Any], backbone: Any) -> None:
+    """Refuse a sample whose named bands are `backbone`'s recorded bands in another order (`--bands blue green red`
+    with an export recording red, green, blue: blue fed the kernels trained on red, and the attention drawn was
+    another model's), in one line naming both orders and viz attention's flags; the one rule `geodino embed` and
+    the probes refuse such input by (`geodino.backbones.band_order`)."""
+    from geodino.backbones.band_order import backbone_sensor, known_bands, other_order
+
+    have, want = sample.get("named_bands"), known_bands(backbone)
+    if have is None or want is None:
+        return
+    order = other_order(have, want, sensor=sample.get("band_sensor"), src_sensor=backbone_sensor(backbone))
+    if order is None:
+        return
+    from geodino.embed.sources import with_spec_option
+
+    spec = str(getattr(backbone, "spec", type(backbone).__name__))
+    fix = [have[i] for i in order]
+    # a spec's kernels move to the order named (`load_backbone(bands=...)`); a module's cannot be named so
+    adapted = with_spec_option(spec, "bands", ",".join(have))
+    adapt = "" if spec.startswith("<") else f", or adapt the backbone to them: --backbone '{adapted}'"
+    raise InputError(
+        f"bands {', '.join(have)} of {sample.get('path')} are the bands of backbone {spec} ({', '.join(want)}) in "
+        f"another order (each would feed the kernels of another); pass --bands {' '.join(fix)} (bands={fix} in "
+        f"Python) to read them in its order{adapt}"
+    )
 
 
 def _read_photo(
@@ -122,6 +176,7 @@ def _read_photo(
     data = match_bit_depth(data, str(path), s)
     if s.n_bands != data.shape[0]:
         raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
+    whole = s  # its names and aliases name the bands (`check_band_order`)
     if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
         data = data[s.band_indices(list(bands))]
         s = s.select(list(bands))
@@ -140,6 +195,8 @@ def _read_photo(
         "transform": None,
         "path": str(path),
         "bands": list(s.bands),
+        "named_bands": list(s.bands),  # decoded as grey or RGB: the sensor's names say what each band is
+        "band_sensor": whole,
         "dn_dtype": str(data.dtype),
     }
     return _sensor_said(sample, note, sensor, backbone)
@@ -148,7 +205,10 @@ def _read_photo(
 def _sensor_said(sample: dict[str, Any], note: str | None, sensor: Any, backbone: Any) -> dict[str, Any]:
     """`sample` (a raster's or a photo's) once what its sensor means is said: the `note` saying the backbone's
     record chose it (`sensor_note`, for the caller to print), else, for a `sensor` given with a backbone, the
-    `warn_sensor_dn` warning."""
+    `warn_sensor_dn` warning. Bands in another order than `backbone`'s are refused first (`check_band_order`,
+    which `attention_maps` asks again for a backbone loaded after the read)."""
+    if backbone is not None:
+        check_band_order(sample, backbone)
     if note:
         sample["sensor_note"] = note
     elif sensor is not None and backbone is not None:
