@@ -21,6 +21,7 @@ import torch
 
 from geodino.data.collate import collate_ssl, finish_photometric
 from geodino.data.config import DataConfig, SourceConfig
+from geodino.data.corrupt_marks import CorruptMarks
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
 from geodino.data.normalization import norm_for_data
@@ -63,12 +64,17 @@ def _one_thread() -> Iterator[None]:
 
 
 class _SSLDataset(torch.utils.data.Dataset):
-    """Maps a key (step, global index, source, crop set) to that sample's crops."""
+    """Maps a key (step, global index, source, crop set) to that sample's crops; `corrupt_replaced()`: the images
+    that failed to decode so far, in this process and its DataLoader workers (`corrupt_marks`)."""
 
     def __init__(self, sources: Sequence[Any], transforms: Sequence[MultiCropTransform], seed: int) -> None:
         self.sources = list(sources)
         self.transforms = list(transforms)
         self.seed = int(seed)
+        self._corrupt = CorruptMarks(self.sources)
+
+    def corrupt_replaced(self) -> int:
+        return self._corrupt.count()
 
     def __len__(self) -> int:  # nominal; the batch sampler drives iteration
         return sum(len(s) for s in self.sources)
@@ -77,7 +83,10 @@ class _SSLDataset(torch.utils.data.Dataset):
         step, index, src, crop_set = key
         source = self.sources[src]
         with _one_thread():
-            sample = source.get(index, self.seed)
+            try:
+                sample = source.get(index, self.seed)
+            finally:  # a sample that stops (every image failed) has still met its corrupt ones
+                self._corrupt.mark(src, source)
             rng = np.random.default_rng([self.seed, source.stream, int(index), _CROP_STREAM])
             out = self.transforms[src](sample, rng, crop_set, photometric=False)
         out["_step"] = step

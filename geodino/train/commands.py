@@ -94,8 +94,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     out = pretrain(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0:
         from geodino.train.curves import describe_loss, loss_summary
+        from geodino.train.pretrain_fit import data_note
 
-        print(f"geodino: pretraining done: {out}")
+        print(f"geodino: pretraining done: {out}{data_note(out)}")  # "; N corrupt images replaced" when some were
         loss = loss_summary(out)
         if loss:  # where the DINO loss went against ln K: the first thing to look at (curves.png shows why)
             curves = out / "curves.png"

@@ -1,0 +1,39 @@
+"""The web images that failed to decode in a training run, counted over its DataLoader workers.
+
+Each image source keeps the items that failed in its own process (`_ImageSourceBase._bad`: replaced by another image
+at every later read), and the workers are other processes, so the training process never saw them: the end of the
+run could not say how many there were. `CorruptMarks` keeps a flag per image in shared memory, set by whichever
+process meets a corrupt image first (a set-size compare per sample, a write only for a new one; no sync in the
+steps), and read once at the end of the run; flags, not a count, so a file that several workers meet counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+
+class CorruptMarks:
+    """A shared flag per image of each source that replaces corrupt images (None for others, e.g. rasters)."""
+
+    def __init__(self, sources: Sequence[Any]) -> None:
+        self._flags = [
+            torch.zeros(len(s), dtype=torch.bool).share_memory_() if isinstance(getattr(s, "_bad", None), set) else None
+            for s in sources
+        ]
+        self._marked: list[set[int]] = [set() for _ in sources]  # the items this process has flagged
+
+    def mark(self, src: int, source: Any) -> None:
+        """Flag the items `source` (number `src`) found corrupt in this process since the last call."""
+        flags, bad, marked = self._flags[src], getattr(source, "_bad", None), self._marked[src]
+        if flags is None or bad is None or len(bad) == len(marked):
+            return
+        new = bad - marked
+        flags[sorted(new)] = True
+        marked |= new
+
+    def count(self) -> int:
+        """How many distinct images failed to decode so far, in every process that reads the dataset."""
+        return sum(int(f.sum()) for f in self._flags if f is not None)

@@ -1,0 +1,47 @@
+"""The end of `geodino pretrain` says how many corrupt images were replaced ("pretraining done: RUN; 2 corrupt images
+replaced"): each DataLoader worker counted the images it found corrupt in its own process, and the run's end said
+nothing of them. The loader marks them in shared memory (a flag per image, so a file two workers meet counts once)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geodino.cli import main
+from geodino.train.pretrain_fit import _corrupt_note
+from tests.train.conftest import TINY_CONFIG, ln_k_plateau
+
+FAST = ["checkpoint.export_at_end=false", "checkpoint.every_n_steps=2"]  # the end-of-run line needs neither
+
+
+@ln_k_plateau
+@pytest.mark.filterwarnings("ignore:skipped corrupt image .*:UserWarning")  # each named once: the source's own lines
+def test_the_done_line_counts_corrupt_images_over_workers(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / f"p{i}.jpg")
+    (photos / "error_page.jpg").write_bytes(b"<html>404</html>")
+    (photos / "empty.jpg").write_bytes(b"")
+    # 4 images, batches of 4: each of the two workers reads one step, a whole pass, and meets both corrupt files
+    config = TINY_CONFIG.format(out=tmp_path / "run", data=photos).replace("type: raster", "type: images")
+    config = config.replace("num_workers: 0", "num_workers: 2").replace(", tile_size: 48", "")
+    (tmp_path / "c.yaml").write_text(config)
+    assert main(["pretrain", "-c", str(tmp_path / "c.yaml"), "crops.vflips=false", "crops.rot90=false", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert f"geodino: pretraining done: {tmp_path / 'run'}; 2 corrupt images replaced\n" in out
+
+
+def test_no_corrupt_image_no_words_and_several_ranks_say_whose_count():
+    def trainer(n: int | None, world: int = 1) -> SimpleNamespace:
+        loader = None if n is None else SimpleNamespace(dataset=SimpleNamespace(corrupt_replaced=lambda: n))
+        return SimpleNamespace(train_dataloader=loader, world_size=world)
+
+    assert _corrupt_note(trainer(0)) == ""
+    assert _corrupt_note(trainer(None)) == ""  # a finished run's re-run builds no loader
+    assert _corrupt_note(trainer(1)) == "; 1 corrupt image replaced"
+    assert _corrupt_note(trainer(3, world=2)) == "; 3 corrupt images replaced on rank 0"
