@@ -18,11 +18,14 @@ import torch
 class CorruptMarks:
     """A shared flag per image of each source that replaces corrupt images (None for others, e.g. rasters)."""
 
-    def __init__(self, sources: Sequence[Any]) -> None:
+    def __init__(self, sources: Sequence[Any], *, shared: bool = True) -> None:
+        """`shared` False: no worker processes read the dataset, so the flags stay in this process's memory."""
         self._flags = [
-            torch.zeros(len(s), dtype=torch.bool).share_memory_() if isinstance(getattr(s, "_bad", None), set) else None
+            torch.zeros(len(s), dtype=torch.bool) if isinstance(getattr(s, "_bad", None), set) else None
             for s in sources
         ]
+        if shared:  # one byte per image (ImageNet-1k: 1.3 MB); bytes, not bits, so no two workers write one byte
+            self._flags = [None if f is None else f.share_memory_() for f in self._flags]
         self._marked: list[set[int]] = [set() for _ in sources]  # the items this process has flagged
 
     def mark(self, src: int, source: Any) -> None:

@@ -67,11 +67,13 @@ class _SSLDataset(torch.utils.data.Dataset):
     """Maps a key (step, global index, source, crop set) to that sample's crops; `corrupt_replaced()`: the images
     that failed to decode so far, in this process and its DataLoader workers (`corrupt_marks`)."""
 
-    def __init__(self, sources: Sequence[Any], transforms: Sequence[MultiCropTransform], seed: int) -> None:
+    def __init__(
+        self, sources: Sequence[Any], transforms: Sequence[MultiCropTransform], seed: int, workers: bool = False
+    ) -> None:
         self.sources = list(sources)
         self.transforms = list(transforms)
         self.seed = int(seed)
-        self._corrupt = CorruptMarks(self.sources)
+        self._corrupt = CorruptMarks(self.sources, shared=workers)  # `workers`: DataLoader worker processes read it
 
     def corrupt_replaced(self) -> int:
         return self._corrupt.count()
@@ -353,7 +355,7 @@ def build_ssl_loader(
     norm = get_sensor(data_cfg.norm_sensor) if data_cfg.norm_sensor else None
     transforms = [MultiCropTransform(crops_cfg, s.sensor, norm) for s in sources]
     mixer = SourceMixer([s.name for s in sources], [c.weight for c in data_cfg.sources], seed)
-    dataset = _SSLDataset(sources, transforms, seed)
+    dataset = _SSLDataset(sources, transforms, seed, workers=num_workers > 0)
     batches = _SSLBatches(
         mixer,
         crops_cfg,

@@ -4,6 +4,7 @@ nothing of them. The loader marks them in shared memory (a flag per image, so a 
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,19 +15,25 @@ from geodino.cli import main
 from geodino.train.pretrain_fit import _corrupt_note
 from tests.train.conftest import TINY_CONFIG, ln_k_plateau
 
-FAST = ["checkpoint.export_at_end=false", "checkpoint.every_n_steps=2"]  # the end-of-run line needs neither
 
-
-@ln_k_plateau
-@pytest.mark.filterwarnings("ignore:skipped corrupt image .*:UserWarning")  # each named once: the source's own lines
-def test_the_done_line_counts_corrupt_images_over_workers(tmp_path, capsys):
-    photos = tmp_path / "photos"
+def photo_folder(photos: Path) -> Path:
+    """2 photos and 2 corrupt files (an error page saved as .jpg, an empty one)."""
     photos.mkdir()
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(photos / f"p{i}.jpg")
     (photos / "error_page.jpg").write_bytes(b"<html>404</html>")
     (photos / "empty.jpg").write_bytes(b"")
+    return photos
+
+
+FAST = ["checkpoint.export_at_end=false", "checkpoint.every_n_steps=2"]  # the end-of-run line needs neither
+
+
+@ln_k_plateau
+@pytest.mark.filterwarnings("ignore:skipped corrupt image .*:UserWarning")  # each named once: the source's own lines
+def test_the_done_line_counts_corrupt_images_over_workers(tmp_path, capsys):
+    photos = photo_folder(tmp_path / "photos")
     # 4 images, batches of 4: each of the two workers reads one step, a whole pass, and meets both corrupt files
     config = TINY_CONFIG.format(out=tmp_path / "run", data=photos).replace("type: raster", "type: images")
     config = config.replace("num_workers: 0", "num_workers: 2").replace(", tile_size: 48", "")
@@ -45,3 +52,18 @@ def test_no_corrupt_image_no_words_and_several_ranks_say_whose_count():
     assert _corrupt_note(trainer(None)) == ""  # a finished run's re-run builds no loader
     assert _corrupt_note(trainer(1)) == "; 1 corrupt image replaced"
     assert _corrupt_note(trainer(3, world=2)) == "; 3 corrupt images replaced on rank 0"
+
+
+@pytest.mark.filterwarnings("ignore:skipped corrupt image .*:UserWarning")
+def test_without_workers_the_training_process_counts_them(tmp_path):
+    from geodino.data.config import DataConfig, SourceConfig
+    from geodino.data.crops import CropsConfig
+    from geodino.data.loaders import build_ssl_loader
+
+    data = DataConfig(sources=[SourceConfig(type="images", paths=[str(photo_folder(tmp_path / "p"))])])
+    crops = CropsConfig(global_size=16, local_size=8, n_local=1)
+    loader = build_ssl_loader(data, crops, batch_size=4, num_workers=0, max_steps=1, patch_size=8, progress=False)
+    assert loader.dataset.corrupt_replaced() == 0  # none read yet
+    for _ in loader:
+        pass
+    assert loader.dataset.corrupt_replaced() == 2  # one pass over the 4 images
