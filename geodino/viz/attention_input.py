@@ -52,10 +52,11 @@ def read_input(
     one line) and by the sensor its normalisation record carries when that fits the photo, else as 8-bit DN. Its
     transparent pixels (alpha 0) are not `valid`, as a raster's alpha band masks it. A raster read without `sensor`
     takes the DN scale `backbone`'s normalisation record carries, as `geodino embed` does (`recorded_sensor`);
-    `sample["sensor_note"]` then says so, for the caller to print. A `.txt` list naming one raster is read as that
-    raster; a list of several is refused (one input per run). With `backbone`, bands that are its recorded bands
-    in another order are refused (`check_band_order`: `sample["named_bands"]`, named as `geodino embed` names
-    them)."""
+    `sample["sensor_note"]` then says so, for the caller to print; one declaring its DN rule (GDAL scale/offset) is
+    read by it, ahead of both, as embed reads it (`declared_sensor`), and the note says so. A `.txt` list naming
+    one raster is read as that raster; a list of several is refused (one input per run). With `backbone`, bands
+    that are its recorded bands in another order are refused (`check_band_order`: `sample["named_bands"]`, named
+    as `geodino embed` names them)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
@@ -77,6 +78,9 @@ def read_input(
         found = recorded_sensor(backbone, source)
         if found is not None:
             sensor, note = found
+    declared = declared_sensor(source, sensor)  # the file's own rule goes ahead, as in `geodino embed`
+    if declared is not None:
+        sensor, note = declared
     archive = RasterArchive(
         [source],
         sensor=sensor,
@@ -327,6 +331,44 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
             f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides",
         )
     return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(recorded_rule)}"
+
+
+def declared_sensor(source: str, sensor: Any) -> tuple[Any, str] | None:
+    """`sensor` (a name or Sensor) with the DN -> physical rule the raster `source` declares (GDAL scale/offset), when
+    every band declaring one declares the same and it is not the sensor's, and the line saying so; None otherwise
+    (no sensor, no declaration, bands of different rules: the archive says what is wrong). `geodino embed` reads a
+    file's declared rule ahead of --sensor and the backbone's record (`input_scaler`), so the maps are of the
+    reflectance embed gives the backbone; the archive refused such a file (a SAFE of processing baseline >= 04.00
+    stacked by `data stack`, offset -0.1, with a Sentinel-2 sensor's x*0.0001)."""
+    if sensor is None:
+        return None
+    from geodino.data.headers import header_or_none
+
+    head = header_or_none(source, reader="rasterio")
+    if head is None or not head.scales:
+        return None
+    rules = {(float(s), float(o)) for s, o in zip(head.scales, head.offsets, strict=True) if (s, o) != (1.0, 0.0)}
+    if len(rules) != 1:
+        return None
+    import dataclasses
+
+    from geodino.data.rasters import format_rule
+    from geodino.data.sensors import get_sensor
+
+    s = get_sensor(sensor)
+    scale, offset = rules.pop()
+    if np.allclose(s.scale, scale, rtol=1e-6, atol=0) and np.allclose(s.offset, offset, rtol=1e-6, atol=1e-9):
+        return None
+    rule = format_rule([scale], [offset])
+    return dataclasses.replace(s, scale=scale, offset=offset), (
+        f"geodino: {source} is read by its own GDAL scale/offset, physical value = {rule}, as geodino embed reads "
+        f"it (bands of sensor {s.name}, whose rule is {format_rule(_values(s.scale), _values(s.offset))})"
+    )
+
+
+def _values(v: Any) -> list[float]:
+    """A sensor's scale or offset as a list (one value, or one per band)."""
+    return [float(x) for x in np.atleast_1d(v)]
 
 
 def record_rule(rule: ScaleRule) -> str:
