@@ -86,6 +86,10 @@ def walk_once(folder: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield root, dirs, files
 
 
+APPLE_DOUBLE = "._"  # macOS resource-fork files beside each copied file: never data
+MAC_ZIP_DIR = "__MACOSX"  # the folder of AppleDouble files a zip made on a Mac holds
+
+
 def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool, hidden: bool = True) -> list[str]:
     """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
     to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
@@ -94,18 +98,25 @@ def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool, hidden: 
     atomic writes (`.STEM.tmp-TAG-PID.SUFFIX`, `io.temp_name`) are no inputs: a live writer's is incomplete, and a
     killed run's is cut off; a folder of outputs (feature rasters, chips) read as input listed them. `hidden` False:
     files and folders under `folder` whose name starts with a dot are left out too (`images` sources, as `embed
-    images` and the image-folder probes list photos: a macOS `._photo.jpg` beside each photo is no image)."""
+    images` and the image-folder probes list photos: a macOS `._photo.jpg` beside each photo is no image). macOS's
+    AppleDouble files (`._scene.tif`, the resource fork a copy from a Mac leaves beside each file, and the
+    `__MACOSX/` folder of a Mac zip) are never inputs, hidden kept or not: a raster folder copied from a Mac stopped
+    at its first `._scene.tif` ("not recognized as being in a supported file format")."""
     from geodino.io_temps import temp_target
 
     def wanted(name: str) -> bool:
-        return os.path.splitext(name)[1].lower() in exts and temp_target(name) is None and (hidden or name[:1] != ".")
+        return (
+            os.path.splitext(name)[1].lower() in exts
+            and temp_target(name) is None
+            and not name.startswith(APPLE_DOUBLE)
+            and (hidden or name[:1] != ".")
+        )
 
     if not recursive:
         return sorted(str(h) for h in folder.iterdir() if h.is_file() and wanted(h.name))
     hits: list[str] = []
     for root, dirs, files in walk_once(folder):
-        if not hidden:
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if d != MAC_ZIP_DIR and (hidden or not d.startswith("."))]
         hits.extend(os.path.join(root, f) for f in files if wanted(f) and os.path.isfile(os.path.join(root, f)))
     return sorted(hits)
 
