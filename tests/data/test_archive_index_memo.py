@@ -1,0 +1,93 @@
+"""The raster index kept in memory per process (`archive_index._MEMO`): a second archive of the same unchanged files
+and settings reads no header again (pretraining builds its loader twice: the probe batch, then training), and
+anything that could make the two differ indexes again."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from geodino.data import archive_index
+from geodino.data.archive import RasterArchive
+from geodino.data.sensors import Sensor
+from geodino.errors import InputError
+
+HOUR_NS = 3600 * 10**9
+S4 = Sensor(name="t4", bands=("b1", "b2", "b3", "b4"), scale=1e-4, mean=(0.1,) * 4, std=(0.05,) * 4, rgb_like=False)
+
+
+def _write(path: Path, *, crs: str | None = "EPSG:32633", value: int = 1, age_ns: int = HOUR_NS) -> Path:
+    """A 4-band 8x8 uint16 GeoTIFF last modified `age_ns` ago (older than io_stamps.RACY_NS by default)."""
+    profile = dict(driver="GTiff", width=8, height=8, count=4, dtype="uint16", transform=from_origin(0, 80, 10, 10))
+    with rasterio.open(path, "w", crs=crs, **profile) as ds:
+        ds.write(np.full((4, 8, 8), value, dtype="uint16"))
+    then = time.time_ns() - age_ns
+    os.utime(path, ns=(then, then))
+    return path
+
+
+@pytest.fixture
+def indexed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """An empty memo, and the files each `_index` call read (one entry per call)."""
+    monkeypatch.setattr(archive_index, "_MEMO", OrderedDict(), raising=False)
+    calls: list[str] = []
+    real = RasterArchive._index
+
+    def counting(self: RasterArchive, progress: bool) -> list:
+        calls.append(",".join(os.path.basename(f) for f in self.files))
+        return real(self, progress)
+
+    monkeypatch.setattr(RasterArchive, "_index", counting)
+    return calls
+
+
+def test_same_files_and_settings_are_indexed_once(tmp_path: Path, indexed: list[str]) -> None:
+    files = [str(_write(tmp_path / f"c{i}.tif", value=i)) for i in range(3)]
+    a = RasterArchive(files, sensor=S4, progress=False)
+    b = RasterArchive(files, sensor=S4, progress=False)
+    assert len(indexed) == 1  # the old code read every header again
+    assert b.scenes == a.scenes and len(b.scenes) == 3
+    RasterArchive(files, sensor=S4, bands=["b3", "b2"], progress=False)  # other settings: indexed
+    assert len(indexed) == 2
+
+
+def test_a_changed_or_fresh_file_is_indexed_again(tmp_path: Path, indexed: list[str]) -> None:
+    files = [str(_write(tmp_path / f"c{i}.tif")) for i in range(2)]
+    RasterArchive(files, sensor=S4, progress=False)
+    _write(Path(files[1]), crs="EPSG:32632", age_ns=HOUR_NS // 2)  # rewritten: another mtime
+    b = RasterArchive(files, sensor=S4, progress=False)
+    assert len(indexed) == 2 and "32632" in b.scenes[1].crs
+    fresh = [str(_write(tmp_path / "new.tif", age_ns=0))]  # changed within RACY_NS: its stat is not trusted yet
+    RasterArchive(fresh, sensor=S4, progress=False)
+    RasterArchive(fresh, sensor=S4, progress=False)
+    assert len(indexed) == 4
+
+
+def test_an_index_that_kept_a_file_without_crs_is_not_reused_where_a_crs_is_required(
+    tmp_path: Path, indexed: list[str]
+) -> None:
+    files = [str(_write(tmp_path / "a.tif")), str(_write(tmp_path / "nocrs.tif", crs=None))]
+    listed = RasterArchive(files, require_crs=False, uniform=False, progress=False)  # as `geodino data index`
+    assert len(listed.scenes) == 2
+    with pytest.raises(InputError, match=r"nocrs\.tif: has no CRS"):
+        RasterArchive(files, sensor=S4, progress=False)
+    assert len(indexed) == 2
+
+
+def test_an_index_that_skipped_a_file_is_not_kept(tmp_path: Path, indexed: list[str]) -> None:
+    files = [str(_write(tmp_path / "a.tif")), str(tmp_path / "bad.tif")]
+    Path(files[1]).write_bytes(b"not a tiff")
+    old = time.time_ns() - HOUR_NS
+    os.utime(files[1], ns=(old, old))
+    for _ in range(2):
+        with pytest.warns(UserWarning, match=r"bad\.tif"):
+            archive = RasterArchive(files, sensor=S4, on_error="skip", progress=False)
+        assert [p for p, _ in archive.skipped] == [files[1]]
+    assert len(indexed) == 2  # it may be fixed by then: read again, skipped again, said again
