@@ -370,6 +370,8 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
             if picked and nodata:
                 nodata = [nodata[k - 1] if k <= len(nodata) else None for k in picked]
             names = _band_names(a)  # a reflectance band is an asset of its own (a 3-band `visual` is 8-bit colour)
+            if not names and len(picked or [1]) == 1:
+                names = [[]]  # an asset listing no bands: its key names it (B04), as when assets are stacked
             aliases = [[keys[0], *names[0]]] if len(names) == 1 else [[]] * max(len(picked or names), 1)
             per_band, said = _s2_rule(item, per_band, aliases)
             scenes.append(

@@ -66,6 +66,20 @@ def test_planetary_computer_items_get_their_baselines_rule(tmp_path):
     assert read_stac(str(path), "visual")[1].radiometry is None
 
 
+def test_an_asset_listing_no_bands_is_named_by_its_key_alone_as_when_stacked(tmp_path):
+    """An item whose assets list no bands (no eo:bands): stacked, their keys (B04, B03, B02) named them reflectance
+    bands and they got the baseline's rule; one such asset read alone got none (DN / 10000, 0.1 too high)."""
+    path, _ = items(tmp_path, [("new", 1000, {"s2:processing_baseline": "05.09"})])
+    data = json.loads(path.read_text())
+    for asset in data["features"][0]["assets"].values():
+        asset.pop("eo:bands", None)
+    data["features"][0]["assets"]["visual"] = {"href": "cogs/tci.tif", "type": "image/tiff"}  # no rule: colour
+    path.write_text(json.dumps(data))
+    assert read_stac(str(path), "B04,B03,B02")[0].radiometry == [(1e-4, -0.1)] * 3
+    assert read_stac(str(path), "B04")[0].radiometry == [(1e-4, -0.1)]
+    assert read_stac(str(path), "visual")[0].radiometry is None
+
+
 @pytest.mark.parametrize("applied", [True, False])
 def test_earth_search_items_whose_pixels_hold_the_offset_are_not_shifted_twice(tmp_path, applied):
     path, _ = items(
