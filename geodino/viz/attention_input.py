@@ -78,7 +78,7 @@ def read_input(
         found = recorded_sensor(backbone, source)
         if found is not None:
             sensor, note = found
-    declared = declared_sensor(source, sensor)  # the file's own rule goes ahead, as in `geodino embed`
+    declared = declared_sensor(source, sensor, bands, band_names)  # the file's own rule first, as in embed
     if declared is not None:
         sensor, note = declared
     archive = RasterArchive(
@@ -333,13 +333,15 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(recorded_rule)}"
 
 
-def declared_sensor(source: str, sensor: Any) -> tuple[Any, str] | None:
-    """`sensor` (a name or Sensor) with the DN -> physical rule the raster `source` declares (GDAL scale/offset), when
-    every band declaring one declares the same and it is not the sensor's, and the line saying so; None otherwise
-    (no sensor, no declaration, bands of different rules: the archive says what is wrong). `geodino embed` reads a
-    file's declared rule ahead of --sensor and the backbone's record (`input_scaler`), so the maps are of the
-    reflectance embed gives the backbone; the archive refused such a file (a SAFE of processing baseline >= 04.00
-    stacked by `data stack`, offset -0.1, with a Sentinel-2 sensor's x*0.0001)."""
+def declared_sensor(
+    source: str, sensor: Any, bands: Sequence[str] | None = None, band_names: Sequence[str] | None = None
+) -> tuple[Any, str] | None:
+    """`sensor` (a name or Sensor) with the rule (GDAL scale/offset) the raster `source` declares for the bands read,
+    when each declares the same one other than the sensor's, and the line saying so; else None (the archive decides).
+    The bands read: `bands` (else the sensor's) found among its descriptions (or `band_names`), else all, so a band
+    declaring nothing never takes another's rule (Landsat SR bands beside ST_B10's x*0.00341802+149). As `geodino
+    embed` reads it (`input_scaler`), ahead of --sensor and the record: the archive refused a `data stack` VRT of a
+    SAFE of baseline >= 04.00 (x*0.0001-0.1) read by a Sentinel-2 sensor (x*0.0001)."""
     if sensor is None:
         return None
     from geodino.data.headers import header_or_none
@@ -347,15 +349,21 @@ def declared_sensor(source: str, sensor: Any) -> tuple[Any, str] | None:
     head = header_or_none(source, reader="rasterio")
     if head is None or not head.scales:
         return None
-    rules = {(float(s), float(o)) for s, o in zip(head.scales, head.offsets, strict=True) if (s, o) != (1.0, 0.0)}
-    if len(rules) != 1:
+    names = [
+        str(n).lower() for n in (band_names if band_names and len(band_names) == head.count else head.descriptions)
+    ]
+    from geodino.data.sensors import get_sensor
+
+    s = get_sensor(sensor)
+    wanted = [str(b).lower() for b in bands or s.bands]  # without --bands the archive reads the sensor's bands
+    read = [names.index(b) for b in wanted] if all(b in names for b in wanted) else range(head.count)
+    rules = {(float(head.scales[i]), float(head.offsets[i])) for i in read}
+    if len(rules) != 1 or rules == {(1.0, 0.0)}:
         return None
     import dataclasses
 
     from geodino.data.rasters import format_rule
-    from geodino.data.sensors import get_sensor
 
-    s = get_sensor(sensor)
     scale, offset = rules.pop()
     if np.allclose(s.scale, scale, rtol=1e-6, atol=0) and np.allclose(s.offset, offset, rtol=1e-6, atol=1e-9):
         return None

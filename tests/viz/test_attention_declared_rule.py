@@ -48,3 +48,22 @@ def test_a_file_declaring_the_sensors_rule_reads_as_before(tmp_path):
     sample = read_input(path, sensor="sentinel2_l2a", bands=BANDS)
     np.testing.assert_allclose(sample["image"], dn * 1e-4, atol=1e-6)
     assert "sensor_note" not in sample
+
+
+def test_only_the_bands_read_decide(tmp_path):
+    """A Landsat stack whose surface-temperature band declares its own rule (x*0.00341802+149) and whose SR bands
+    declare none: SR bands read by --sensor landsat8 keep the sensor's rule (that band's rule would have made them
+    kelvin); a stack of declaring bands beside an SCL band declaring none, read without it, takes their rule."""
+    sr = ["SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"]
+    dn = np.random.default_rng(2).integers(8000, 20000, size=(7, 16, 16)).astype(np.uint16)
+    path = helpers.write_tif(tmp_path / "l8.tif", dn, descriptions=[*sr, "ST_B10"])
+    with rasterio.open(path, "r+") as ds:
+        ds.scales, ds.offsets = (1.0,) * 6 + (0.00341802,), (0.0,) * 6 + (149.0,)
+    sample = read_input(path, sensor="landsat8", bands=sr)
+    np.testing.assert_allclose(sample["image"], dn[:6] * 2.75e-5 - 0.2, atol=1e-5)
+    scl = np.concatenate([np.random.default_rng(3).integers(1001, 6000, size=(3, 16, 16)), np.full((1, 16, 16), 4)])
+    path = helpers.write_tif(tmp_path / "s2scl.tif", scl.astype(np.uint16), descriptions=[*BANDS, "SCL"])
+    with rasterio.open(path, "r+") as ds:
+        ds.scales, ds.offsets = (1e-4,) * 3 + (1.0,), (-0.1,) * 3 + (0.0,)
+    sample = read_input(path, sensor="sentinel2_l2a", bands=BANDS)
+    np.testing.assert_allclose(sample["image"], scl[:3] * 1e-4 - 0.1, atol=1e-6)
