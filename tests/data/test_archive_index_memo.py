@@ -91,3 +91,20 @@ def test_an_index_that_skipped_a_file_is_not_kept(tmp_path: Path, indexed: list[
             archive = RasterArchive(files, sensor=S4, on_error="skip", progress=False)
         assert [p for p, _ in archive.skipped] == [files[1]]
     assert len(indexed) == 2  # it may be fixed by then: read again, skipped again, said again
+
+
+def test_scenes_share_one_crs_text_and_band_tuples(tmp_path: Path, indexed: list[str]) -> None:
+    """The scenes hold one CRS WKT and band tuple between them (a copy each was ~650 of a scene's ~1.4 KB), fresh
+    and read back from `index_cache`; a file of another CRS keeps its own."""
+    files = [str(_write(tmp_path / f"c{i}.tif", age_ns=0)) for i in range(3)]
+    files.append(str(_write(tmp_path / "d.tif", crs="EPSG:32632", age_ns=0)))
+    cache = tmp_path / "index.json"
+    for _ in range(2):  # indexed, then read from the cache (as `geodino data index` lists an archive)
+        scenes = RasterArchive(files, index_cache=cache, uniform=False, progress=False).scenes
+        first = scenes[0]
+        assert all(s.crs is first.crs for s in scenes[1:3]) and scenes[3].crs != first.crs
+        assert all(s.band_names is first.band_names and s.band_indexes is first.band_indexes for s in scenes)
+    assert len(indexed) == 1
+    # a sensor's band order makes new band tuples per scene (`canonical_scenes`); the CRS text stays shared
+    scenes = RasterArchive(files[:3], sensor=S4, progress=False).scenes
+    assert scenes[1].crs is scenes[0].crs and scenes[2].crs is scenes[0].crs
