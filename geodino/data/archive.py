@@ -66,7 +66,9 @@ class RasterArchive:
             before another error stopped the index are warned about either way (no summary follows).
 
     The DN -> physical rule a file declares in its header (GDAL scale/offset, read once per file while indexing)
-    must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules.
+    must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules, except
+    in a VRT `geodino data stack` wrote from a Sentinel-2 product's metadata: such a scene is read by its own rule
+    (`scene_rules`), into the sensor's physical units, then standardised with the sensor's mean/std as any.
     """
 
     # None only on an inspection-only archive (uniform=False, `geodino data index`), which reads no pixels
@@ -109,6 +111,8 @@ class RasterArchive:
         self.check_cut_short = check_cut_short
         self.hints = {**CONFIG_HINTS, **(hints or {})}
         self.skipped: list[tuple[str, str]] = []
+        # scene index -> (scale, offset) [C, 1, 1] of a `data stack` VRT read by its product's rule (_check_declared)
+        self.scene_rules: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._sensor_arg = sensor
         self.index_cache = Path(index_cache).expanduser() if index_cache else None
         try:
@@ -217,7 +221,12 @@ class RasterArchive:
         data, valid = self.read(i, col, row, width, height)
         self.check_values(i, data, valid)
         s = self.scenes[i]
-        image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
+        rule = self.scene_rules.get(i)
+        if rule is None:
+            image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
+        else:  # the scene's own rule (a `data stack` VRT of a Sentinel-2 product), into the sensor's units
+            image = np.multiply(data, rule[0], dtype=np.float32)
+            image += rule[1]
         return {
             "image": image,
             "valid": valid,

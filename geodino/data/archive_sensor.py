@@ -1,6 +1,7 @@
 """A raster archive's data sensor and DN rule, checked against its files: the sensor named (or sat493m for 3-band
 uint8) matched to the files' band names and read in its band order, names at another position refused, and a
-DN -> physical rule a file declares (GDAL scale/offset) other than the sensor's refused. `RasterArchive`'s
+DN -> physical rule a file declares (GDAL scale/offset) other than the sensor's refused, unless `geodino data stack`
+wrote it from a Sentinel-2 product's metadata (then the scene is read by it). `RasterArchive`'s
 `_check_declared`, `_sensor_rule`, `_same_rule`, `_data_sensor`, `_canonical` and `_check_positions` are these
 functions (so patches of its methods still apply)."""
 
@@ -15,6 +16,8 @@ from geodino.data.sensors import Sensor, get_sensor
 from geodino.errors import InputError, plural
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from geodino.data.archive import RasterArchive
 
 
@@ -25,8 +28,14 @@ def _yaml_value(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
+STACK_TAG = "GEODINO_STACK_RADIOMETRY"
+"""The dataset tag `geodino data stack` writes into a VRT whose bands' scale/offset it took from a Sentinel-2
+product's MTD_MSIL2A.xml / MTD_MSIL1C.xml (`geodino.data.vrt._vrt_text`): that rule is the product's own."""
+
+
 def _check_declared(archive: RasterArchive) -> None:
-    """Refuse files whose header declares a DN -> physical rule (GDAL scale/offset) other than the sensor's.
+    """Refuse files whose header declares a DN -> physical rule (GDAL scale/offset) other than the sensor's, except
+    the VRTs `geodino data stack` wrote from a Sentinel-2 product's metadata: those are read by their own rule.
 
     Why not apply each file's rule: two statements disagree and nothing says which is right. The tags may be
     the right one (Sentinel-2 L2A of processing baseline >= 04.00 declares offset -0.1 for DN + 1000) or stale
@@ -34,11 +43,17 @@ def _check_declared(archive: RasterArchive) -> None:
     export that records its scale, assume the sensor's rule. Either silent choice shifts the pixels of some
     scenes (0.1 reflectance in every band) in the pretraining data without a trace, so the user decides, told
     how: files of the declared rule read with a sensor that has it (a source of their own), or the tags
-    cleared. A file that declares the sensor's own rule, or none (1/0), passes. Headers were read once while
-    indexing (`SceneInfo.scales`/`offsets`), so this costs nothing per window."""
+    cleared. A file that declares the sensor's own rule, or none (1/0), passes. A `data stack` VRT (its
+    GEODINO_STACK_RADIOMETRY tag) took its rule from the product's MTD file, which says which: each such scene is
+    read by its rule into the sensor's physical units (`scene_rules`, applied by `RasterArchive.sample`), so one
+    source spans products of both sides of the 04.00 change. Headers were read once while indexing
+    (`SceneInfo.scales`/`offsets`); the tag is read once per scene whose rule differs, here, not per window."""
     want_s = archive._sensor_rule(archive.sensor.scale)
     want_o = archive._sensor_rule(archive.sensor.offset)
-    bad = [sc for sc in archive.scenes if sc.scales and not archive._same_rule(sc, want_s, want_o)]
+    differ = [i for i, sc in enumerate(archive.scenes) if sc.scales and not archive._same_rule(sc, want_s, want_o)]
+    own = {i for i in differ if _stacked_by_geodino(archive.scenes[i].path)}
+    archive.scene_rules = {i: _scene_rule(archive.scenes[i], want_s, want_o) for i in own}
+    bad = [archive.scenes[i] for i in differ if i not in own]
     if not bad:
         return
     first = bad[0]
@@ -54,6 +69,33 @@ def _check_declared(archive: RasterArchive) -> None:
         f"clear them (gdal_edit.py -scale 1 -offset 0 FILE, or for a read-only file a VRT: gdal_translate -of "
         f"VRT -a_scale 1 -a_offset 0 FILE FILE.vrt)"
     )
+
+
+def _stacked_by_geodino(path: str) -> bool:
+    """Whether `path` is a VRT `geodino data stack` wrote with a rule from a product's metadata (`STACK_TAG`)."""
+    if not path.lower().endswith(".vrt"):
+        return False
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as src:
+            return bool(src.tags().get(STACK_TAG))
+    except RasterioError:  # indexed a moment ago, unreadable now: taken as a foreign rule (refused)
+        return False
+
+
+def _scene_rule(sc: SceneInfo, scales: Sequence[float], offsets: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset) per band read, shaped [C, 1, 1] float32: the scene's declared rule, the sensor's for a band
+    declaring none (1/0: SCL, AOT, WVP of a stack)."""
+    import numpy as np
+
+    pairs = [
+        (s, o) if (s, o) != (1.0, 0.0) else (ws, wo)
+        for s, o, ws, wo in zip(sc.scales, sc.offsets, scales, offsets, strict=True)
+    ]
+    scale, offset = (np.asarray(v, np.float32).reshape(-1, 1, 1) for v in zip(*pairs, strict=True))
+    return scale, offset
 
 
 def _sensor_rule(archive: RasterArchive, value: float | tuple[float, ...]) -> tuple[float, ...]:

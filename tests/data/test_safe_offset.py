@@ -2,7 +2,9 @@
 MTD_MSIL2A.xml (BOA_ADD_OFFSET) / MTD_MSIL1C.xml (RADIO_ADD_OFFSET) declares, reflectance = (DN - 1000) / 10000.
 The old stack wrote no rule, so every reader took DN / 10000: 0.1 too high, and an archive spanning 2022-01-25
 read as two distributions. Now each reflectance band of the VRT declares the product's rule (<Scale>/<Offset>),
-which embed, data stats and the pretraining archive read as the input's GDAL scale/offset."""
+which embed reads as the input's GDAL scale/offset; data stats and the pretraining archive read each such VRT
+(its GEODINO_STACK_RADIOMETRY tag) by its own rule into the sensor's reflectance (test_stack_rule_archive.py),
+while refusing foreign tags that differ from the sensor's rule."""
 
 from __future__ import annotations
 
