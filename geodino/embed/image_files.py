@@ -86,6 +86,28 @@ class ImageFiles:
         self.scaling.settle([self.root / f for f in self.files], read, bands)
         self.rules.clear()
 
+    def _say_skipped(self, path: Path, why: str) -> None:
+        """The warning for a file skipped as unreadable: the first `images.NAMED` of the run named one by one, then
+        one line at the next and at every power of ten (100, 1,000, ...), as pretraining says corrupt images: a
+        scraped folder of thousands of error pages saved as .jpg gave a line each. The output lists every one
+        (`skipped` in its geodino metadata) and its last line counts them."""
+        from geodino.data.images import NAMED
+
+        n = len(self.failed) + 1
+        if n <= NAMED:
+            warnings.warn(
+                f"skipped unreadable image {path} ({why}); --on-error stop (on_error='stop' in Python) stops at such "
+                "files",
+                stacklevel=3,
+            )
+        elif n == NAMED + 1 or str(n).strip("0") == "1":
+            warnings.warn(
+                f"{n} unreadable images skipped so far, the latest {path} ({why}); the first {NAMED} were named, more "
+                "are counted at every power of ten (100, 1,000, ...); the output lists every one (`skipped` in its "
+                "geodino metadata)",
+                stacklevel=3,
+            )
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
 
@@ -116,11 +138,7 @@ class ImageFiles:
             why = unreadable_detail(path, cause)
             if why == str(cause):  # the reader's own words, after its error type
                 why = type(cause).__name__ if str(path) in why else f"{type(cause).__name__}: {why}"
-            warnings.warn(
-                f"skipped unreadable image {path} ({why}); --on-error stop (on_error='stop' in Python) stops at such "
-                "files",
-                stacklevel=2,
-            )
+            self._say_skipped(path, why)
             self.failed[i] = str(cause)
             return None
         n_file = int(arr.shape[0])
