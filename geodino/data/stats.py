@@ -95,7 +95,8 @@ def _base_sensor(
         declared: tuple[Any, Any] | None = _first_declared(paths, alpha) if type == "raster" and unset else None
         if type == "cube" and unset and first[3] is not None:  # the store's CF scale_factor/add_offset
             declared = (_one_or_per_band(first[3][0]), _one_or_per_band(first[3][1]))
-        if declared is not None:  # the files' own scale/offset (the source refuses files that declare another)
+        # the files' own scale/offset (the source refuses files that declare another, bar `data stack` VRTs)
+        if declared is not None:
             scale = declared[0] if scale is None else scale
             offset = declared[1] if offset is None else offset
         if scale is None:
@@ -181,6 +182,13 @@ def compute_stats(
     warn_degenerate(list(source.band_names), stats)
     out = _stats_sensor(source, stats, sensor, name, nodata)
     prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
+    own = getattr(getattr(source, "archive", None), "scene_rules", None)
+    if own:  # `data stack` VRTs of Sentinel-2 products: each read by its MTD's rule, not the scale/offset above
+        n = len(source.archive.scenes)
+        prov["own_rule"] = (
+            f"{len(own)} of {plural(n, 'raster')} read by the DN -> reflectance rule their `geodino data stack` VRT "
+            "declares (from the product's metadata); the others by this YAML's scale and offset"
+        )
     if type in ("images", "tar"):  # read whole: their size (one, or the range of mixed sizes), and how many
         prov["tiles"] = n_read
         hs, ws = [h for h, _ in shapes], [w for _, w in shapes]

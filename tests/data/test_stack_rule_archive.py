@@ -50,11 +50,15 @@ def test_data_stats_of_a_post_04_vrt_gives_reflectance_means(stacked):
     a sensor, both VRTs together: the same means (the first declares DN / 10000, the second reads by its own)."""
     old, new, refl = stacked
     want = refl.reshape(3, -1).mean(axis=1) / 1e4
-    sensor, _ = compute_stats([str(new)], sensor="sentinel2_l2a", bands=BANDS, tile_size=32, progress=False)
+    sensor, prov = compute_stats([str(new)], sensor="sentinel2_l2a", bands=BANDS, tile_size=32, progress=False)
     np.testing.assert_allclose(sensor.mean, want, atol=1e-5)
     assert sensor.offset == 0.0 and sensor.scale == 1e-4
-    both, _ = compute_stats([str(old), str(new)], tile_size=32, progress=False)
+    assert prov["own_rule"].startswith("1 of 1 raster read by the DN -> reflectance rule their `geodino data stack`")
+    both, prov = compute_stats([str(old), str(new)], tile_size=32, progress=False)
     np.testing.assert_allclose(both.mean, want, atol=1e-5)
+    assert prov["own_rule"].startswith("1 of 2 rasters read by")
+    _, prov = compute_stats([str(old)], tile_size=32, progress=False)
+    assert "own_rule" not in prov
 
 
 def test_foreign_tags_of_another_rule_are_still_refused(stacked, tmp_path):
