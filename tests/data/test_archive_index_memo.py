@@ -108,3 +108,32 @@ def test_scenes_share_one_crs_text_and_band_tuples(tmp_path: Path, indexed: list
     # a sensor's band order makes new band tuples per scene (`canonical_scenes`); the CRS text stays shared
     scenes = RasterArchive(files[:3], sensor=S4, progress=False).scenes
     assert scenes[1].crs is scenes[0].crs and scenes[2].crs is scenes[0].crs
+
+
+def test_headers_are_read_without_listing_the_folder_and_sidecars_still_count(
+    tmp_path: Path, indexed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GDAL listed a file's whole folder on each open (up to 1,000 names) while the index read its header: the scan
+    now opens with GDAL_DISABLE_READDIR_ON_OPEN=TRUE (unless the environment sets it), and GDAL still finds a
+    file's `.aux.xml` scale and `.msk` mask by their names."""
+    path = _write(tmp_path / "a.tif")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(path, "r+") as ds:
+        ds.write_mask(np.full((8, 8), 255, dtype="uint8"))
+    bands = "".join(f'<PAMRasterBand band="{b}"><Scale>0.0001</Scale></PAMRasterBand>' for b in range(1, 5))
+    Path(f"{path}.aux.xml").write_text(f"<PAMDataset>{bands}</PAMDataset>")
+    assert Path(f"{path}.msk").is_file()
+    seen: list[object] = []
+    real_open = rasterio.open
+
+    def recording(*args: object, **kw: object) -> object:
+        seen.append(rasterio.env.getenv().get("GDAL_DISABLE_READDIR_ON_OPEN") if rasterio.env.hasenv() else None)
+        return real_open(*args, **kw)
+
+    monkeypatch.setattr(rasterio, "open", recording)
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
+    scene = RasterArchive([str(path)], uniform=False, progress=False).scenes[0]
+    assert seen == ["TRUE"]  # the old code opened with GDAL's default (the folder listed)
+    assert scene.scales == (0.0001,) * 4 and scene.has_mask
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")  # the user's setting is theirs
+    RasterArchive([str(path)], band_names=["w", "x", "y", "z"], uniform=False, progress=False)
+    assert seen[1] != "TRUE"
