@@ -18,15 +18,6 @@ from geodino.errors import InputError
 HTML = b"<html><body>404 Not Found</body></html>\n"
 
 
-@pytest.fixture(autouse=True)
-def _own_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The process's count of corrupt images restored afterwards: past `images.NAMED` a later test's file is not
-    named (tests/data/test_corrupt_image_said_once.py counts on its name)."""
-    import geodino.data.images as images
-
-    monkeypatch.setattr(images, "_skipped_count", 0)
-
-
 def _folder(root: Path, good: int, bad: int) -> Path:
     root.mkdir()
     for i in range(good):
