@@ -58,6 +58,7 @@ class _Tiles:
     full: list[bool] = field(default_factory=list)  # per tile: every pixel valid (the common case skips masking)
     ready: torch.Tensor | None = None  # the backbone's input, when the reader prepared it (CPU inference)
     held: torch.Tensor | None = None  # the tensor `x` is a view of (pinned memory), for the copy to the device
+    held_valid: torch.Tensor | None = None  # the tensor `valid` is a view of (pinned too: the mask crosses async)
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -67,12 +68,13 @@ class _Tiles:
         thread may still hold the previous one); True when the batch is full."""
         if self.x is None or self.valid is None:
             shape, dtype = (self.size, *x.shape), x.dtype.newbyteorder("=")  # torch takes the machine's order only
+            vshape = (self.size, *valid.shape)
             if self.pin:
                 self.held = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True)
-                self.x = self.held.numpy()
+                self.held_valid = torch.empty(vshape, dtype=torch.bool, pin_memory=True)
+                self.x, self.valid = self.held.numpy(), self.held_valid.numpy()
             else:
-                self.x = np.empty(shape, dtype)
-            self.valid = np.empty((self.size, *valid.shape), bool)
+                self.x, self.valid = np.empty(shape, dtype), np.empty(vshape, bool)
         self.x[len(self.cols)] = x
         self.valid[len(self.cols)] = valid
         self.full.append(bool(valid.all()))
@@ -85,7 +87,8 @@ class _Tiles:
         if self.x is None or self.valid is None or n == self.size:
             return self
         held = None if self.held is None else self.held[:n]
-        return _Tiles(n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held)
+        held_valid = None if self.held_valid is None else self.held_valid[:n]
+        return _Tiles(n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held, held_valid)
 
 
 class _Failure:
@@ -215,7 +218,9 @@ class Sweeper:
         x = self.bb.normalize(self.scale.apply_(x))  # in place: a float32 batch is this batch's own copy
         if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
             assert tiles.valid is not None  # set with the batch's first tile, as `full` is
-            invalid = torch.from_numpy(~tiles.valid)[:, None].to(self.device)
+            # pinned (CUDA): the mask crosses as the values do, without the host waiting, and is negated there
+            valid = tiles.held_valid if tiles.held_valid is not None else torch.from_numpy(tiles.valid)
+            invalid = valid[:, None].to(self.device, non_blocking=tiles.held_valid is not None).logical_not()
             x = x.masked_fill(invalid, 0.0)
         return x
 

@@ -163,3 +163,50 @@ def test_a_big_endian_cube_embeds_as_its_native_copy(tmp_path, monkeypatch, orde
             return ds.read()
 
     np.testing.assert_array_equal(store(big, "big.zarr").view(np.uint32), store(data, "native.zarr").view(np.uint32))
+
+
+def test_a_pinned_batch_takes_its_nodata_mask_from_pinned_memory_and_writes_the_same_raster(tmp_path, monkeypatch):
+    """On CUDA a batch's values and its validity mask are views of page-locked tensors, so both cross to the device
+    without the host waiting (the mask was a blocking copy of a numpy array, negated on the host, per masked batch).
+    Pinning forced here on the CPU (torch pins only with CUDA): the mask reaches `_input` as the held tensor, never
+    through `torch.from_numpy`, and the raster equals the CPU order's bit for bit."""
+    data = random_image(70, 90, c=3, dtype="uint8")
+    data[:, 20:35, 30:60] = 0  # nodata: masked batches
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    opts = dict(tile=32, overlap=8, batch_size=3, progress=False, sensor=None, scale=1 / 300, dtype="float32")
+
+    def store(path):
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            return ds.read()
+
+    cpu_order = store(embed_raster(src, bb, tmp_path / "cpu.zarr", **opts))
+    init, prepare, empty, from_numpy = sweep.Sweeper.__init__, sweep.Sweeper._input, torch.empty, torch.from_numpy
+    masks_from_numpy: list[tuple[int, ...]] = []
+    masked_batches: list[bool] = []
+
+    def pinned_accelerator_order(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.prep_in_reader, self.pin = False, True
+
+    def recording(self, tiles):
+        held_valid = getattr(tiles, "held_valid", None)
+        shared = held_valid is not None and np.shares_memory(tiles.valid, held_valid.numpy())
+        masked_batches.append(not all(tiles.full) and shared)
+        return prepare(self, tiles)
+
+    def spy(a):
+        if a.dtype == bool:  # no other boolean array goes through torch in a sweep
+            masks_from_numpy.append(a.shape)
+        return from_numpy(a)
+
+    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))  # pinning needs CUDA
+    monkeypatch.setattr(torch, "from_numpy", spy)
+    monkeypatch.setattr(sweep.Sweeper, "__init__", pinned_accelerator_order)
+    monkeypatch.setattr(sweep.Sweeper, "_input", recording)
+    pinned = store(embed_raster(src, bb, tmp_path / "pinned.zarr", **opts))
+    assert not masks_from_numpy, f"nodata masks of shapes {masks_from_numpy} crossed from numpy"
+    assert any(masked_batches)  # batches holding nodata went through `_input`, their masks views of held tensors
+    np.testing.assert_array_equal(pinned.view(np.uint32), cpu_order.view(np.uint32))
