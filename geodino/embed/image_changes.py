@@ -5,8 +5,12 @@ its size, modification time in ns, the sha256 of its first 64 KiB, inode change 
 its pixels are read, and the folder's DN -> reflectance rules (`settled_rules`: settled over every file at the start
 of a run, so one file replaced anywhere, even in a part not yet made, can change the rule of every image). A resume
 redoes the parts one of whose files now reads otherwise, or all of them when the rules differ (`stale_parts`), and
-says so in one line: rows are per image, so redoing a part beats refusing the run. A part of an earlier version,
-which records neither, is trusted as before.
+says so in one line: rows are per image, so redoing a part beats refusing the run (a refusal's `--overwrite` would
+redo every part of a million-image run, not only those made by another rule). The rules are not in the run's
+identity, nor is the geodino version, so a geodino that reads the folder by another rule (16-bit PNGs were x/10000,
+now x/65535) redoes the parts made by the old one instead of writing one output of mixed vectors. A part of an
+earlier version, which records neither its files nor the folder's rules, is trusted unless it records a rule met
+that this run no longer applies to any image (`Part.rules`): then it is redone.
 
 A file is checked by the rule the feature cache and a feature raster's resume use (`file_stamps.recheck`): stat
 first, so a resume of a million embedded images reads none whose stat is as recorded; the head is hashed only for
@@ -50,11 +54,15 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
     the folder's rules differ from those a part recorded (`Part.settled`), every part that records them; with `say`,
     one line saying what changed and how much is redone. `data`: the run's `image_files.ImageFiles`, primed."""
     now = settled_rules(data.scaling)
+    applied = {*now.values(), *(r[2] for r in data.scaling.declared.values())}  # every rule this run applies
     changed: list[str] = []
     rules: tuple[str, str, str] | None = None
-    stale, unread = [], 0
+    stale, unread, older = [], 0, 0
     for part in parts:
-        if part.files is None:  # written before parts recorded their files: trusted as before
+        if part.files is None:  # written before parts recorded their files: trusted, unless made by another rule
+            if not set(part.rules) <= applied:
+                stale.append(part)
+                older += 1
             continue
         if not _files_read(part):
             stale.append(part)  # a record that does not read: redone, not trusted
@@ -73,7 +81,7 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
         elif moved:
             stale.append(part)
     if stale and say:
-        print(f"geodino: {_what(changed, rules, unread)}; {_redo(stale)}", file=sys.stderr)
+        print(f"geodino: {_what(changed, rules, unread, older)}; {_redo(stale)}", file=sys.stderr)
     return stale
 
 
@@ -110,30 +118,51 @@ def _same(root: Path, rel: str, state: str | None, stamp: list[int] | None, part
 
 
 def _rule_change(was: Any, now: dict[str, str]) -> tuple[str, str, str]:
-    """(data, rule then, rule now) of the first dtype and band count whose rule differs, each rule its formula."""
+    """(what differs, rule then, rule now): the first dtype and band count whose rule differs, each rule its
+    formula; when that group is on one side only (geodino grouped the files otherwise: 16-bit PNGs were uint16 data,
+    now 16-bit photos), each side names its groups that differ."""
     was = was if isinstance(was, dict) else {}
-    key = next((k for k in sorted({*was, *now}) if was.get(k) != now.get(k)), "none 0")
-    return key, _formula(was.get(key)), _formula(now.get(key))
+    keys = [k for k in sorted({*was, *now}) if was.get(k) != now.get(k)] or ["none 0"]
+    if keys[0] in was and keys[0] in now:
+        return _group(keys[0]), _formula(was[keys[0]]), _formula(now[keys[0]])
+    then = [f"{_group(k)}: {_formula(was[k])}" for k in keys if k in was] or ["none"]
+    new = [f"{_group(k)}: {_formula(now[k])}" for k in keys if k in now] or ["none"]
+    return "", ", ".join(then), ", ".join(new)
+
+
+def _group(key: str) -> str:
+    """`"<dtype> <bands>"` (`settled_rules`' key) in words: "uint16 images of 3 bands"."""
+    dtype, _, bands = key.rpartition(" ")
+    return f"{dtype} images of {plural(int(bands) if bands.isdigit() else 0, 'band')}"
 
 
 def _formula(text: Any) -> str:
     return str(text).split(" (", 1)[0] if text else "none"
 
 
-def _what(changed: list[str], rules: tuple[str, str, str] | None, unread: int) -> str:
-    """What changed, in words: the images (one named), the folder's rule (its dtype, bands, then and now) and the
-    parts whose record of their files does not read."""
+def _what(changed: list[str], rules: tuple[str, str, str] | None, unread: int, older: int = 0) -> str:
+    """What changed, in words: the images (one named), the folder's rule (its dtype, bands, then and now), the
+    parts whose record of their files does not read and the parts of an earlier version made by another rule."""
     said = [f"{plural(unread, 'part')} of the partial run with a damaged record of its files"] if unread else []
     if changed:
         eg = "" if len(changed) == 1 else "e.g. "
         said.append(f"{plural(len(changed), 'image')} changed since the partial run ({eg}{changed[0]})")
     if rules is not None:
-        key, was, now = rules
-        dtype, _, bands = key.rpartition(" ")
-        n = int(bands) if bands.isdigit() else 0
+        group, was, now = rules
+        why = "an image replaced anywhere in the folder, or a geodino that reads it by another rule"
+        if group:
+            said.append(
+                f"the folder's DN -> reflectance rule for {group} changed since the partial run (then {was}, now "
+                f"{now}: {why})"
+            )
+        else:
+            said.append(
+                f"the folder's DN -> reflectance rules changed since the partial run (then {was}; now {now}: {why})"
+            )
+    if older:
         said.append(
-            f"the folder's DN -> reflectance rule for {dtype} images of {plural(n, 'band')} changed since the "
-            f"partial run (then {was}, now {now}: an image replaced anywhere in the folder)"
+            f"{plural(older, 'part')} of the partial run, written by an earlier geodino, made by a DN -> "
+            "reflectance rule this run does not apply"
         )
     return " and ".join(said)
 

@@ -275,3 +275,41 @@ def test_recheck_reads_a_file_only_when_its_stamp_alone_moved(tmp_path, monkeypa
     assert file_stamps.recheck(path, state, stamp, taken) == (False, None) and hashed.total() == 2
     path.unlink()
     assert file_stamps.recheck(path, state, stamp, taken) == (False, None)
+
+
+OLD_PHOTO_RULE = "x/10000 (by dtype: uint16; set --scale if wrong)"  # a 16-bit PNG's rule before a42321e, as recorded
+
+
+@pytest.mark.parametrize("record", ["settled", "earlier version"])
+def test_parts_made_by_an_older_rule_are_redone_not_mixed_in(tmp_path, capsys, record):
+    """16-bit PNGs were read x/10000 as uint16 data (records as an a42321e^ run wrote them); now x/65535, a group
+    of their own. The resume identity names no rule, so the parts of such a run resumed beside new ones and the
+    output held vectors of both rules (its input_scaling naming both). Parts recording the folder's rules are
+    redone (one line naming the groups then and now); parts of an earlier version, recording only the rules they
+    met, are redone when this run applies none of those."""
+    from tests.data.test_photo_16bit import png16
+
+    root, out = tmp_path / "photos", tmp_path / "o.parquet"
+    root.mkdir()
+    for k in range(6):
+        png16(root / f"p{k}.png", rgb(16, 16, seed=k, dtype=np.uint16, top=65535))
+    work = kill_after_2_parts(root, out, broken=False)
+    old = {"rules": [OLD_PHOTO_RULE], "settled": {"uint16 3": OLD_PHOTO_RULE}}
+    if record == "settled":
+        edit_part_records(work, lambda meta: meta | old)
+    else:
+        edit_part_records(
+            work,
+            lambda meta: {k: v for k, v in meta.items() if k not in ("files", "settled")} | {"rules": old["rules"]},
+        )
+    images, err = resume(root, out, capsys)
+    assert images == 6 and "re-embedding 2 parts (4 images)" in err, err
+    if record == "settled":
+        assert (
+            "the folder's DN -> reflectance rules changed since the partial run (then uint16 images of 3 bands: "
+            "x/10000; now uint16 photo images of 3 bands: x/65535: an image replaced anywhere in the folder, or a "
+            "geodino that reads it by another rule)"
+        ) in err, err
+    else:
+        assert "2 parts of the partial run, written by an earlier geodino, made by a DN -> reflectance rule" in err
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet", broken=False))
