@@ -81,8 +81,9 @@ class ProductRule:
         """The rule of each of `names` (band names as stacked), None for bands that are no reflectance."""
         return [self.rules.get(band_key(n) or "") for n in names]
 
-    def said(self, names: Sequence[str]) -> str:
-        """What the rule is and where it came from, for a console line and the VRT's metadata."""
+    def said(self, names: Sequence[str], source: str = "") -> str:
+        """What the rule is and where it came from, for a console line and the VRT's metadata; `source` names the
+        MTD (default: its file name)."""
         kinds = {r for r in self.per_band(names) if r is not None}
         offsets = sorted({round(o / s) for s, o in kinds})
         quant = f"{self.quantification:g}"
@@ -93,20 +94,24 @@ class ProductRule:
         else:
             how = f"(DN + its band's offset) / {quant}"
         base = f"processing baseline {self.baseline}" if self.baseline else "no processing baseline named"
-        return f"{how} ({Path(self.source).name} of Sentinel-2 {self.level}, {base})"
+        return f"{how} ({source or Path(self.source).name} of Sentinel-2 {self.level}, {base})"
 
 
 def find_product_metadata(band_file: str | Path) -> Path | None:
-    """The MTD_MSIL2A.xml / MTD_MSIL1C.xml of the SAFE holding `band_file`: the first found in its folder or the
-    folders above it, up to the SAFE (`.SAFE` folder) or 5 levels up; None for band files outside a SAFE."""
-    d = Path(band_file).parent
+    """The MTD_MSIL2A.xml / MTD_MSIL1C.xml of the SAFE holding `band_file`: in the folders above it, up to 5
+    levels, only in a SAFE's layout: the `.SAFE` folder, or the folder holding the `GRANULE/` the file lies in (a
+    SAFE unpacked under another name). None for band files outside a SAFE: an MTD copied into a folder of band files
+    (or above it) is no product's word on them, and would have given every file below it that product's rule."""
+    d, below = Path(band_file).parent, ""
     for _ in range(_UP):
-        for name in MTD_NAMES:
-            if (d / name).is_file():
-                return d / name
-        if d.suffix.upper() == ".SAFE" or d.parent == d:
+        safe = d.suffix.upper() == ".SAFE"
+        if safe or below.upper() == "GRANULE":
+            for name in MTD_NAMES:
+                if (d / name).is_file():
+                    return d / name
+        if safe or d.parent == d:
             return None
-        d = d.parent
+        below, d = d.name, d.parent
     return None
 
 
@@ -122,28 +127,39 @@ def stack_rule(band_files: Mapping[str, str | Path]) -> ProductRule | None:
     return rule if any(r is not None for r in rule.per_band(list(band_files))) else None
 
 
-def stack_line(scenes: Sequence[tuple[ProductRule | None, Mapping[str, Path]]], bands: Sequence[str]) -> str:
+def stack_line(
+    scenes: Sequence[tuple[ProductRule | None, Mapping[str, Path]]], bands: Sequence[str], root: str | Path = "."
+) -> str:
     """One line for `geodino data stack`: the reflectance rule of each kind the scenes' SAFE products declare
-    (`scenes`: per scene its product's rule, None outside a SAFE, and its {band: file}) and where it came from,
-    and how many scenes of Sentinel-2 band files (`T33UUP_20240101T100031_B02_10m.jp2`) lie outside a SAFE, whose
-    rule nothing here says; "" when no scene is either."""
-    kinds: dict[str, int] = {}
+    (`scenes`: per scene its product's rule, None outside a SAFE, and its {band: file}) and where it came from (the
+    MTD's path relative to the stacked `root`; of the first scene, "e.g." when several share the kind), and how
+    many scenes of Sentinel-2 band files (`T33UUP_20240101T100031_B02_10m.jp2`) lie outside a SAFE, whose rule
+    nothing here says; "" when no scene is either."""
+    import os
+
+    kinds: dict[str, tuple[int, ProductRule]] = {}
     for p, _ in scenes:
         if p is not None:
-            kinds[p.said(bands)] = kinds.get(p.said(bands), 0) + 1
+            n, first = kinds.get(p.said(bands), (0, p))
+            kinds[p.said(bands)] = (n + 1, first)
     bare = [files for p, files in scenes if p is None and any(_S2_FILE.match(Path(f).name) for f in files.values())]
     if not kinds and not bare:
         return ""
     from geodino.errors import plural
 
-    said = "; ".join(f"{plural(n, 'scene')} {how}" for how, n in kinds.items())
+    def where(n: int, p: ProductRule) -> str:
+        rel = Path(os.path.relpath(os.path.abspath(p.source), os.path.abspath(root))).as_posix()
+        return rel if n == 1 else f"e.g. {rel}"
+
+    said = "; ".join(f"{plural(n, 'scene')} {p.said(bands, where(n, p))}" for n, p in kinds.values())
     head = "Sentinel-2 reflectance as each product's metadata declares it, written as the VRT bands' scale/offset"
     if not bare:
         return f"{head}: {said}"
-    where = Path(next(iter(bare[0].values()))).parent
+    folder = Path(next(iter(bare[0].values()))).parent
     rest = (
-        f"{plural(len(bare), 'scene')} of Sentinel-2 band files outside a SAFE (e.g. {where}, no MTD_MSIL2A.xml or "
-        "MTD_MSIL1C.xml above them): no rule written, their products' processing baseline is unknown; from 04.00 on "
+        f"{plural(len(bare), 'scene')} of Sentinel-2 band files outside a SAFE (e.g. {folder}, no MTD_MSIL2A.xml or "
+        "MTD_MSIL1C.xml in a .SAFE folder or beside a GRANULE/ folder above them): no rule written, their "
+        "products' processing baseline is unknown; from 04.00 on "
         "(sensed since 2022-01-25, or reprocessed) their DN carry +1000: read those with band_scale=[0.0001] "
         "band_offset=[-0.1] (embed) or a sensor YAML of offset: -0.1 (pretraining)"
     )

@@ -385,7 +385,7 @@ def stack_scenes(
     for out, text in planned:
         with atomic_path(out) as tmp:
             tmp.write_text(text)
-    if say is not None and (line := stack_line(products, bands)):
+    if say is not None and (line := stack_line(products, bands, root)):
         say(line)
     return [out for out, _ in planned]
 

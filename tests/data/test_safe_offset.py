@@ -110,7 +110,8 @@ def test_a_baseline_05_product_declares_its_offset_in_the_vrt(tmp_path):
     np.testing.assert_allclose(read_reflectance(vrt), refl / 1e4, atol=1e-9)
     assert lines == [
         "Sentinel-2 reflectance as each product's metadata declares it, written as the VRT bands' scale/offset: 1 "
-        "scene (DN - 1000) / 10000 (MTD_MSIL2A.xml of Sentinel-2 L2A, processing baseline 05.10)"
+        "scene (DN - 1000) / 10000 (S2B_MSIL2A_20240101T100031_N0510_R122_T33UUP_20240101T120000.SAFE/MTD_MSIL2A.xml "
+        "of Sentinel-2 L2A, processing baseline 05.10)"
     ]
     from geodino.data.stats_first import first_declared
 
@@ -132,8 +133,8 @@ def test_products_on_both_sides_of_the_baseline_change_read_as_one_reflectance(t
     with rasterio.open(old) as src:
         assert src.scales == (1e-4,) * 3 and src.offsets == (0.0,) * 3
     assert (
-        "1 scene DN / 10000 (MTD_MSIL2A.xml of Sentinel-2 L2A, processing baseline 03.00); 1 scene (DN - 1000)"
-        in (lines[0])
+        "1 scene DN / 10000 (S2A_MSIL2A_20210601_N0300.SAFE/MTD_MSIL2A.xml of Sentinel-2 L2A, processing baseline "
+        "03.00); 1 scene (DN - 1000)" in (lines[0])
     )
 
 
@@ -187,6 +188,32 @@ def test_band_files_outside_a_safe_declare_nothing(tmp_path):
     assert lines == []
 
 
+def test_an_mtd_outside_a_safes_layout_is_no_products_word_on_the_band_files_below_it(tmp_path):
+    """The MTD counts only where a SAFE keeps it: in the .SAFE folder, or beside the GRANULE/ folder of an unpacked
+    SAFE renamed; one copied into (or above) a folder of band files gave them all its product's rule. The line names
+    each MTD by its path under the stacked root ("e.g." for a kind of several scenes)."""
+    refl = reflectance(n=8)
+    root = tmp_path / "root"
+    (root / "MTD_MSIL2A.xml").parent.mkdir(parents=True)
+    (root / "MTD_MSIL2A.xml").write_text(mtd())  # copied beside the scene folders: no SAFE's
+    for scene in ("s1", "s2"):
+        for band, dn in zip(("B02", "B03", "B04"), refl, strict=True):
+            write_tif(_mk(root / scene / f"T33UUP_20240101T100031_{band}_10m.tif"), dn[None].astype("uint16"))
+    (root / "s2" / "MTD_MSIL2A.xml").write_text(mtd())  # and one beside the band files
+    for name in ("renamed_a", "renamed_b"):  # unpacked SAFEs without their .SAFE name: found by GRANULE/
+        l2a_safe(root, "x", refl, 1000, mtd()).rename(root / name)
+    lines: list[str] = []
+    vrts = stack_scenes(root, ["B02", "B03", "B04"], tmp_path / "vrt", say=lines.append)
+    offsets = {}
+    for vrt in vrts:
+        with rasterio.open(vrt) as src:
+            offsets[vrt.stem.split("_")[0]] = src.offsets
+    assert offsets == {"s1": (0.0,) * 3, "s2": (0.0,) * 3, "renamed": (-0.1,) * 3}, offsets
+    (line,) = lines
+    assert "2 scenes (DN - 1000) / 10000 (e.g. renamed_a/MTD_MSIL2A.xml of Sentinel-2 L2A, processing" in line, line
+    assert "; 2 scenes of Sentinel-2 band files outside a SAFE" in line, line
+
+
 def test_embed_reads_the_stacked_safe_by_its_declared_rule(tmp_path, capsys):
     """End to end: `data stack` says the rule, and `embed` of its VRT says it reads the VRT's declared rule."""
     from geodino import cli
@@ -195,7 +222,7 @@ def test_embed_reads_the_stacked_safe_by_its_declared_rule(tmp_path, capsys):
     out = tmp_path / "vrt"
     assert cli.main(["data", "stack", str(tmp_path / "root"), "--bands", "B02,B03,B04", "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "1 scene (DN - 1000) / 10000 (MTD_MSIL2A.xml of Sentinel-2 L2A, processing baseline 05.10)" in said
+    assert "1 scene (DN - 1000) / 10000 (S2B_MSIL2A_N0510.SAFE/MTD_MSIL2A.xml of Sentinel-2 L2A, processing" in said
     (vrt,) = out.glob("*.vrt")
     spec = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
     run = ["--tile", "32", "--overlap", "8", "--no-progress", "--threads", "1"]
