@@ -116,11 +116,16 @@ def layerscale_gamma(backbone: torch.nn.Module) -> Tensor:
 
 @torch.no_grad()
 def prototype_norm(head: torch.nn.Module) -> Tensor:
-    """Mean row norm of a head's effective prototype matrix (plain or weight-normalised last layer)."""
+    """Mean row norm of a head's effective prototype matrix (plain or weight-normalised last layer).
+
+    Sharded (FSDP2: a DTensor of rows), each rank takes the norms of its own rows and one all-reduce adds the sums
+    up: the 65536 x 256 matrix was gathered whole on every rank at every check, to give the same mean."""
     # a DINOHead's Linear or WeightNormLinear weight (a DTensor when sharded), read by attribute
     w: Any = head.last_layer.weight  # type: ignore[union-attr]
-    w = w.full_tensor() if hasattr(w, "full_tensor") else w
-    return w.detach().float().norm(dim=1).mean()
+    norms = w.detach().float().norm(dim=1)
+    if not hasattr(norms, "full_tensor"):
+        return norms.mean()
+    return norms.sum().full_tensor() / w.shape[0]  # the sum over sharded rows: partial per rank, reduced once
 
 
 @dataclass

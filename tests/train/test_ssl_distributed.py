@@ -93,20 +93,39 @@ PARAM_STATS = ("monitor/layerscale_gamma", "monitor/dino_prototype_norm", "monit
 
 def _monitor_worker(rank: int, world: int) -> dict | None:
     from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.debug import CommDebugMode
 
+    from geodino.train import monitors
     from geodino.train.ssl import fully_shard_arch
 
+    collectives: list[dict[str, int]] = []  # of each prototype norm the step computes
+    norm = monitors.prototype_norm
+
+    def counted(head: torch.nn.Module) -> torch.Tensor:
+        with CommDebugMode() as comm:
+            value = norm(head)
+        collectives.append({str(k): n for k, n in comm.get_comm_counts().items()})
+        return value
+
+    monitors.prototype_norm = counted  # this spawned process only
     arch = _build("monitor.every=1")
-    fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
+    # resharded after forward, as training shards (fsdp_reshard_after_forward, default true): the heads' weights
+    # are DTensors of rows when the step's monitor reads them
+    fully_shard_arch(arch, init_device_mesh("cpu", (world,)), reshard_after_forward=True)
     _, logs = arch(_rank_batch(ssl_batch(B=B, seed=7), rank, world), iteration=1)
-    return {k: v for k, v in logs.items() if k.startswith("monitor/")} if rank == 0 else None
+    out = {k: v for k, v in logs.items() if k.startswith("monitor/")}
+    return {**out, "prototype_norm_collectives": collectives} if rank == 0 else None
 
 
 @pytest.mark.slow
 def test_fsdp2_monitor_step_reads_sharded_parameters(launched) -> None:
     """A collapse check under FSDP2: every statistic comes back as a float (the parameter statistics are read from
-    DTensor shards, gathered, next to plain activation statistics), and the parameter ones equal one process's."""
-    got = launched["monitor"]
+    DTensor shards next to plain activation statistics), and the parameter ones equal one process's; the prototype
+    norms without gathering the prototype matrix."""
+    got = dict(launched["monitor"])
+    # DINO and iBOT heads: the norms of each rank's own prototype rows, summed in one all-reduce (each prototype
+    # matrix was all-gathered whole before)
+    assert got.pop("prototype_norm_collectives") == [{"c10d_functional.all_reduce": 1}] * 2
     _, logs = _build("monitor.every=1")(ssl_batch(B=B, seed=7), iteration=1)
     assert "monitor/teacher_entropy" in got and all(type(v) is float for v in got.values())
     for k in PARAM_STATS:
