@@ -5,6 +5,7 @@ metadata every checkpoint records."""
 from __future__ import annotations
 
 import contextlib
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,10 @@ def probe_data(cfg: PretrainConfig) -> tuple[Any, dict[str, Any] | None]:
     # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line.
     # Not pinned: this runs on every rank before Lightning sets each rank's GPU, and pinning would make a CUDA
     # context on GPU 0 in every rank for the whole run (distillation's probe pins nothing either)
-    probe_loader = loader_factory(cfg, num_workers=0, max_steps=1, progress=False, pin_memory=False)
+    # the index it builds is the run's (kept in memory for the training loader: `data.archive_index`), so its
+    # progress shows, on the first process only (this loader is rank 0's on every process)
+    first = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+    probe_loader = loader_factory(cfg, num_workers=0, max_steps=1, progress=first, pin_memory=False)
     probe = probe_loader(start_step=0, rank=0, world_size=1)
     check_sources_have_pixels(probe.sources, cfg.seed)
     check_data_fits(cfg, next(iter(probe)))
