@@ -53,7 +53,8 @@ def read_input(
     transparent pixels (alpha 0) are not `valid`, as a raster's alpha band masks it. A raster read without `sensor`
     takes the DN scale `backbone`'s normalisation record carries, as `geodino embed` does (`recorded_sensor`);
     `sample["sensor_note"]` then says so, for the caller to print; one declaring its DN rule (GDAL scale/offset) is
-    read by it, ahead of both, as embed reads it (`declared_sensor`), and the note says so. A `.txt` list naming
+    read by it, ahead of both, as embed reads it (`declared_input.declared_sensor`; with neither, standardised by
+    the backbone's mean/std, as embed standardises it), and the note says so. A `.txt` list naming
     one raster is read as that raster; a list of several is refused (one input per run). With `backbone`, bands
     that are its recorded bands in another order are refused (`check_band_order`: `sample["named_bands"]`, named
     as `geodino embed` names them)."""
@@ -72,13 +73,15 @@ def read_input(
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _read_photo(path, sensor=sensor, bands=bands, window=window, backbone=backbone)
     from geodino.data.archive import RasterArchive
+    from geodino.viz.declared_input import declared_sensor
 
     note, given = None, sensor
     if sensor is None and backbone is not None:
         found = recorded_sensor(backbone, source)
         if found is not None:
             sensor, note = found
-    declared = declared_sensor(source, sensor, bands, band_names)  # the file's own rule first, as in embed
+    # the file's own rule first, as in embed (also with neither --sensor nor a record: the backbone's mean/std)
+    declared = declared_sensor(source, sensor, bands, band_names, backbone)
     if declared is not None:
         sensor, note = declared
     archive = RasterArchive(
@@ -331,52 +334,6 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
             f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides",
         )
     return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(recorded_rule)}"
-
-
-def declared_sensor(
-    source: str, sensor: Any, bands: Sequence[str] | None = None, band_names: Sequence[str] | None = None
-) -> tuple[Any, str] | None:
-    """`sensor` (a name or Sensor) with the rule (GDAL scale/offset) the raster `source` declares for the bands read,
-    when each declares the same one other than the sensor's, and the line saying so; else None (the archive decides).
-    The bands read: `bands` (else the sensor's) found among its descriptions (or `band_names`), else all, so a band
-    declaring nothing never takes another's rule (Landsat SR bands beside ST_B10's x*0.00341802+149). As `geodino
-    embed` reads it (`input_scaler`), ahead of --sensor and the record: the archive refused a `data stack` VRT of a
-    SAFE of baseline >= 04.00 (x*0.0001-0.1) read by a Sentinel-2 sensor (x*0.0001)."""
-    if sensor is None:
-        return None
-    from geodino.data.headers import header_or_none
-
-    head = header_or_none(source, reader="rasterio")
-    if head is None or not head.scales:
-        return None
-    names = [
-        str(n).lower() for n in (band_names if band_names and len(band_names) == head.count else head.descriptions)
-    ]
-    from geodino.data.sensors import get_sensor
-
-    s = get_sensor(sensor)
-    wanted = [str(b).lower() for b in bands or s.bands]  # without --bands the archive reads the sensor's bands
-    read = [names.index(b) for b in wanted] if all(b in names for b in wanted) else range(head.count)
-    rules = {(float(head.scales[i]), float(head.offsets[i])) for i in read}
-    if len(rules) != 1 or rules == {(1.0, 0.0)}:
-        return None
-    import dataclasses
-
-    from geodino.data.rasters import format_rule
-
-    scale, offset = rules.pop()
-    if np.allclose(s.scale, scale, rtol=1e-6, atol=0) and np.allclose(s.offset, offset, rtol=1e-6, atol=1e-9):
-        return None
-    rule = format_rule([scale], [offset])
-    return dataclasses.replace(s, scale=scale, offset=offset), (
-        f"geodino: {source} is read by its own GDAL scale/offset, physical value = {rule}, as geodino embed reads "
-        f"it (bands of sensor {s.name}, whose rule is {format_rule(_values(s.scale), _values(s.offset))})"
-    )
-
-
-def _values(v: Any) -> list[float]:
-    """A sensor's scale or offset as a list (one value, or one per band)."""
-    return [float(x) for x in np.atleast_1d(v)]
 
 
 def record_rule(rule: ScaleRule) -> str:

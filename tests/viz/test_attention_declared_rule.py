@@ -67,3 +67,37 @@ def test_only_the_bands_read_decide(tmp_path):
         ds.scales, ds.offsets = (1e-4,) * 3 + (1.0,), (-0.1,) * 3 + (0.0,)
     sample = read_input(path, sensor="sentinel2_l2a", bands=BANDS)
     np.testing.assert_allclose(sample["image"], scl[:3] * 1e-4 - 0.1, atol=1e-6)
+
+
+RECORDLESS = "arch:vit_tiny?depth=1&patch_size=8"  # no record of a DN scale: ImageNet's mean/std by default
+
+
+def test_without_sensor_or_record_the_declared_rule_is_read_as_embed_reads_it(declaring):
+    """No --sensor and a backbone recording no DN scale: viz asked for --sensor while `geodino embed` read the
+    file's declared rule with the backbone's mean/std. Now viz reads it so too (all bands, or --bands by name)."""
+    path, dn = declaring
+    bb = load_backbone(RECORDLESS)
+    sample = read_input(path, backbone=bb)
+    np.testing.assert_allclose(sample["image"], dn * 1e-4 - 0.1, atol=1e-6)
+    assert sample["sensor_note"] == (
+        f"geodino: no --sensor given: {path} is read by its own GDAL scale/offset, physical value = DN * 0.0001 - "
+        "0.1, as geodino embed reads it (bands B02, B03, B04, standardised by the backbone's mean/std)"
+    )
+    two = load_backbone(RECORDLESS + "&bands=2")
+    sample = read_input(path, backbone=two, bands=["B04", "B02"])
+    np.testing.assert_allclose(sample["image"], dn[[2, 0]] * 1e-4 - 0.1, atol=1e-6)
+
+
+def test_without_sensor_or_record_a_file_not_fully_declared_still_needs_a_sensor(declaring, tmp_path):
+    """A band declaring nothing, a file declaring nothing, or another band count than the backbone's: no rule
+    to read, so --sensor is asked for as before."""
+    from geodino.errors import GeoDinoError
+
+    path, dn = declaring
+    partly = helpers.write_tif(tmp_path / "partly.tif", dn, descriptions=BANDS)
+    with rasterio.open(partly, "r+") as ds:
+        ds.scales, ds.offsets = (1e-4, 1e-4, 1.0), (-0.1, -0.1, 0.0)
+    plain = helpers.write_tif(tmp_path / "plain.tif", dn, descriptions=BANDS)
+    for f, spec in ((partly, RECORDLESS), (plain, RECORDLESS), (path, RECORDLESS + "&bands=2")):
+        with pytest.raises(GeoDinoError, match="need a sensor: set --sensor"):
+            read_input(f, backbone=load_backbone(spec))
