@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from geodino.errors import CheckpointError
@@ -94,7 +95,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     out = pretrain(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0:
         from geodino.train.curves import describe_loss, loss_summary
-        from geodino.train.pretrain_fit import data_note
+        from geodino.train.data_note import data_note
 
         print(f"geodino: pretraining done: {out}{data_note(out)}")  # "; N corrupt images replaced" when some were
         loss = loss_summary(out)
@@ -111,10 +112,14 @@ def _distill(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.train.distill import DistillConfig, distill
 
-    out = distill(load_config(DistillConfig, args.config, _overrides(args)))
+    cfg = load_config(DistillConfig, args.config, _overrides(args))
+    out = distill(cfg)
     if int(os.environ.get("RANK", "0") or 0) == 0:
+        from geodino.train.data_note import data_note
+
         done = ", ".join(f"{name} -> {path}" for name, path in out.items())  # each student's export
-        print(f"geodino: distillation done: {done}")
+        # "; N corrupt images replaced" when some were, as pretraining's line says
+        print(f"geodino: distillation done: {done}{data_note(Path(cfg.output_dir).expanduser())}")
     return leave_process_group(0, finished=True)
 
 

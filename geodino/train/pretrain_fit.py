@@ -10,32 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from geodino.train.config import PretrainConfig
+from geodino.train.data_note import corrupt_note, keep
 from geodino.train.finished_run import export_is_current
 
 log = logging.getLogger("geodino.train")
 
-_DATA_NOTES: dict[Path, str] = {}  # run folder -> what its end says of the data (`data_note`), kept by `finish_run`
-
-
-def data_note(out: Path) -> str:
-    """What the end of the run in `out` just finished in this process says of its data, for the "pretraining done"
-    line (which has the run folder only): "; N corrupt images replaced" when images failed to decode, else ""."""
-    return _DATA_NOTES.pop(Path(out), "")
-
 
 def _corrupt_note(trainer: Any) -> str:
-    """The data note of a finished fit: "; N corrupt images replaced" (distinct images that failed to decode and were
-    read as others, over the DataLoader workers: `data.corrupt_marks`, no sync in the steps), "" for none or no
-    training loader (a finished run's re-run). Several processes: rank 0's own count, said so (a file met on two
-    ranks would count twice in a sum, and a union of the ranks' flags is a collective at the run's end)."""
-    from geodino.errors import plural
-
-    dataset = getattr(getattr(trainer, "train_dataloader", None), "dataset", None)
-    count = getattr(dataset, "corrupt_replaced", None)
-    n = int(count()) if callable(count) else 0
-    if n == 0:
-        return ""
-    return f"; {plural(n, 'corrupt image')} replaced" + (" on rank 0" if trainer.world_size > 1 else "")
+    """The data note of a finished fit (`data_note.corrupt_note` of its training loader): "; N corrupt images
+    replaced", "" for none or no training loader (a finished run's re-run)."""
+    return corrupt_note(getattr(trainer, "train_dataloader", None), trainer.world_size)
 
 
 def fit(trainer: Any, module: Any, resume: Path | None) -> None:
@@ -99,7 +83,7 @@ def finish_run(cfg: PretrainConfig, out: Path, trainer: Any, ckpt_cb: Any) -> No
     if trainer.is_global_zero:
         from geodino.train.curves import plot_run
 
-        _DATA_NOTES[out] = _corrupt_note(trainer)
+        keep(out, _corrupt_note(trainer))
 
         curves = plot_run(out, n_prototypes=cfg.ssl.dino.head_n_prototypes)
         if curves is not None:

@@ -67,3 +67,17 @@ def test_without_workers_the_training_process_counts_them(tmp_path):
     for _ in loader:
         pass
     assert loader.dataset.corrupt_replaced() == 2  # one pass over the 4 images
+
+
+@pytest.mark.filterwarnings("ignore:skipped corrupt image .*:UserWarning")
+def test_the_distillation_done_line_counts_them_too(tmp_path, capsys):
+    """`geodino distill` reads its data through the same SSL dataset: its done line says the count as pretraining's."""
+    from tests.train.conftest import ONE_STUDENT
+    from tests.train.test_distill import _overrides
+
+    photos = photo_folder(tmp_path / "photos")
+    # one step (and one warm-up step) of 4 images from 4: every image read, each corrupt one counted once
+    fast = ("train.max_steps=1", "teacher.head_warmup_steps=1")
+    assert main(["distill", *_overrides(photos, tmp_path / "run", ONE_STUDENT, *fast)]) == 0
+    out = capsys.readouterr().out
+    assert "geodino: distillation done: tiny -> " in out and out.endswith("; 2 corrupt images replaced\n"), out

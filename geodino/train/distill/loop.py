@@ -136,6 +136,10 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         import torch.distributed as dist
 
         dist.barrier()
+    if run.rank == 0:  # for the "distillation done" line rank 0 prints: the corrupt images its loader replaced
+        from geodino.train.data_note import corrupt_note, keep
+
+        keep(Path(cfg.output_dir).expanduser(), corrupt_note(loader, dist_world()))
     return exports
 
 
