@@ -15,6 +15,8 @@ The CPU tests prove what torch shows there (the meta device, CPU autocast); thes
 - `probe-head-syncs`: training a probe head on cached features waits once per epoch (its losses read together), not
   at every step (two loss reads and blocking batch copies a step before 7823239);
 - `embed-input-syncs`: the embed sweep's per-batch input scaling (`InputScale.apply_`) waits nowhere.
+- `embed-mask-syncs`: the embed sweep's `_input` of a page-locked uint8 batch holding nodata (values and validity
+  mask copied, scaled, normalised, masked) waits nowhere (the mask was a blocking copy of a numpy array, 4c67fe5).
 
     .venv/bin/python benchmarks/device_checks.py                  # CUDA when visible; else each check SKIPs
     .venv/bin/python benchmarks/device_checks.py --device cpu     # the autocast checks on the CPU (a smoke run)
@@ -269,6 +271,25 @@ def embed_input_syncs(device: torch.device) -> tuple[bool, str]:
     return _sync_verdict(_syncs(lambda: scale.apply_(x)))
 
 
+def embed_mask_syncs(device: torch.device) -> tuple[bool, str]:
+    from types import SimpleNamespace
+
+    from geodino.embed.input_scaling import InputScale
+    from geodino.embed.sweep import Sweeper, _Tiles
+
+    rng = np.random.default_rng(0)
+    tiles = _Tiles(4, pin=device.type == "cuda")
+    for j in range(4):  # uint8 tiles, three of them with nodata rows: the batch is masked
+        valid = np.ones((256, 256), bool)
+        valid[: 16 * j] = False
+        tiles.add(j, rng.integers(0, 256, (3, 256, 256), dtype=np.uint8), valid)
+    sweeper = Sweeper.__new__(Sweeper)  # only what `_input` reads
+    sweeper.device, sweeper.scale = device, InputScale(np.float32(1 / 255))
+    sweeper.bb = SimpleNamespace(normalize=lambda x: x.sub_(0.5))
+    sweeper._input(tiles)  # warm-up: the scale's device tensors are made once per run
+    return _sync_verdict(_syncs(lambda: sweeper._input(tiles)))
+
+
 CHECKS: dict[str, tuple[Check, bool]] = {  # name: (check, needs CUDA)
     "loss-terms-fp32": (loss_terms_fp32, False),
     "backward-autocast": (backward_autocast, False),
@@ -278,6 +299,7 @@ CHECKS: dict[str, tuple[Check, bool]] = {  # name: (check, needs CUDA)
     "photometric-syncs": (photometric_syncs, True),
     "probe-head-syncs": (probe_head_syncs, True),
     "embed-input-syncs": (embed_input_syncs, True),
+    "embed-mask-syncs": (embed_mask_syncs, True),
 }
 
 
