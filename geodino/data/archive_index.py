@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.archive_bands import _file_band_names, _resolve_bands
-from geodino.data.headers import gdal_read_errors, read_error, tiff_cut_short
+from geodino.data.headers import gdal_read_errors, no_folder_listing, read_error, tiff_cut_short
 from geodino.data.rasters import SceneInfo, alpha_bands, declared_scaling, read_dtype, target_grid, warp_nodata
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.validity import check_nodata
@@ -144,20 +144,6 @@ def _sharer() -> Callable[[str, Any], Any]:
     return lambda field, value: seen.setdefault((field, value), value)
 
 
-def _no_folder_listing() -> Any:
-    """GDAL's `GDAL_DISABLE_READDIR_ON_OPEN=TRUE` while the headers are read, unless the environment sets it: GDAL
-    otherwise lists a file's whole folder on each open (up to `GDAL_READDIR_LIMIT_ON_OPEN`, 1000 names) to look for
-    sidecars, so indexing 1,000 chips of one folder listed it 1,000 times (a header scan 25-30 % slower there).
-    With TRUE, GDAL looks for each sidecar it knows (`.aux.xml`, `.msk`, `.ovr`, world files) by its name instead."""
-    import contextlib
-
-    import rasterio
-
-    if "GDAL_DISABLE_READDIR_ON_OPEN" in os.environ:
-        return contextlib.nullcontext()
-    return rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="TRUE")
-
-
 def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
     import rasterio
 
@@ -170,7 +156,7 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
     it = progress_bar(
         archive.files, desc="indexing rasters", unit="file", disable=not progress or len(archive.files) < 200
     )
-    with _no_folder_listing():
+    with no_folder_listing():
         for path in it:
             try:
                 with warnings.catch_warnings(record=True) as held, gdal_read_errors(path) as broken:
