@@ -16,36 +16,38 @@ def footprint_4326(path: Path) -> Any:
     """The image's footprint in EPSG:4326 (`geodino.data.footprints.footprint`: the outline of its pixels, split at
     the antimeridian), or None when it is not georeferenced (no CRS, or an identity transform: pixel coordinates).
     TIFFs, and PNG/JPEG with a GDAL sidecar (`.aux.xml` or a world file), are asked; a header that does not read
-    counts as not georeferenced, a CRS that cannot be placed on the map is warned about."""
-    suffix = path.suffix.lower()
-    if suffix not in TIFF_EXTS and not _has_sidecar(path):
-        return None
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
+    counts as not georeferenced, a CRS that cannot be placed on the map is warned about. A TIFF's CRS and transform
+    come from its cached header (`geodino.data.headers`, read when the folder's rule was settled), not from
+    opening the file again; a photo's sidecar is read by rasterio."""
     from geodino.data.footprints import footprint
+    from geodino.data.headers import header_or_none
     from geodino.data.rasters import SceneInfo
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                if src.crs is None or src.transform.is_identity:
-                    return None
-                scene = SceneInfo(
-                    path=str(path),
-                    crs=src.crs.to_wkt(),
-                    transform=tuple(src.transform)[:6],
-                    width=src.width,
-                    height=src.height,
-                    count=src.count,
-                    dtype=src.dtypes[0],
-                    nodata=src.nodata,
-                    band_names=(),
-                    band_indexes=tuple(range(1, src.count + 1)),
-                )
-    except Exception:  # rasterio raises many kinds; the pixels read, so the image is kept without a footprint
+    suffix = path.suffix.lower()
+    if suffix in TIFF_EXTS:
+        head = header_or_none(path)  # rasterio reads TIFFs: the header holds the georeferencing
+    elif _has_sidecar(path):
+        head = header_or_none(path, reader="rasterio")
+    else:
         return None
+    if head is None or not head.crs or not head.transform:
+        return None
+    from rasterio import Affine
+
+    if Affine(*head.transform).is_identity:
+        return None
+    scene = SceneInfo(
+        path=str(path),
+        crs=head.crs,
+        transform=head.transform,
+        width=head.width,
+        height=head.height,
+        count=head.count,
+        dtype=head.dtype,
+        nodata=None,
+        band_names=(),
+        band_indexes=tuple(range(1, head.count + 1)),
+    )
     geom, why = footprint(scene, "EPSG:4326")
     if geom is None:
         warnings.warn(f"{path} gets no footprint (null geometry): {why}", stacklevel=2)
