@@ -303,8 +303,13 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
     has_splits = split_dirs["train"].is_dir()
     folders = [d for d in split_dirs.values() if d.is_dir()] if has_splits else [root]
-    rgb = _dataset_rgb(cfg, root, folders)
-    scaling = _dataset_scaling(cfg, folders, backbone, rgb)
+    from geodino.eval.folder_rule import settled_rule
+
+    # every split's band count and DN -> reflectance rule, settled over all splits' files once (each split gets the
+    # same rule) and kept for the other splits' builds while the files are unchanged
+    rgb, scaling = settled_rule(
+        cfg, root, folders, backbone, lambda d: [f for fs in _class_folders(d).values() for f in fs]
+    )
     if has_splits:
         train_classes = sorted(_class_folders(split_dirs["train"]))
         warn_empty_class_folders(split_dirs["train"], train_classes, IMAGE_EXTENSIONS)
@@ -344,32 +349,6 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     if not classes:
         raise InputError(f"no class folders with images in {root}; expected ROOT/<class>/*.jpg ({README_HINT})")
     return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, scaling=scaling, rgb=rgb)
-
-
-def _dataset_rgb(cfg: DatasetConfig, root: Path, folders: list[Path]) -> bool:
-    """Whether the dataset's greyscale photos read as RGB (three equal bands, as pretraining reads them): when its
-    `bands` name three, or (none named) when another image has three; a file whose band count still differs from
-    the others' (a 4-band TIFF among RGB PNGs) is one line naming it, from the headers, before any feature is
-    extracted (it crashed the batching with a torch.stack traceback)."""
-    named = None if not cfg.bands else cfg.bands == ["rgb"] or len(cfg.bands) == 3
-    files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
-    from geodino.data.images import dataset_bands
-
-    return dataset_bands(files, f"dataset {cfg.name!r} in {root}", rgb=named) == 3
-
-
-def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = None, rgb: bool = False) -> InputScaling:
-    """The image folder dataset's DN -> reflectance rule (`InputScaling`), settled over the image files of all
-    `folders` (every split of the dataset) before any split is built: each split gets the same rule. Called once per
-    split; the headers come from `geodino.data.headers`' per-file cache, so the splits after the first open none."""
-    from geodino.eval.scaling import InputScaling, check_data_offset
-
-    keys = ("data.scale", "data.offset")
-    check_data_offset(cfg.scale, cfg.offset, keys)
-    scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys, file_scale=cfg.file_scale)
-    files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
-    scaling.settle(files, lambda p: (read_array(p, rgb), None))
-    return scaling
 
 
 def _folder_from_files(
