@@ -54,6 +54,7 @@ __all__ = [
     "png_bit_depth",
     "png_colour_type",
     "read_bands",
+    "skip_said",
     "why_undecodable",
 ]
 
@@ -74,20 +75,30 @@ def _say_skipped(name: str, why: str, replace: bool) -> None:
     global _skipped_count
     _skipped_count += 1
     n, pid = _skipped_count, os.getpid()
-    if not replace or n <= NAMED:
+    said = skip_said(n)
+    if not replace or said == "name":
         then = "replaced by another image at every read" if replace else "left out"
         warnings.warn(
             f"skipped corrupt image {name} ({why}); {n} skipped so far in process {pid} (each file said once, then "
             f"{then})",
             stacklevel=3,
         )
-    elif n == NAMED + 1 or str(n).strip("0") == "1":
+    elif said == "count":
         warnings.warn(
             f"{n} corrupt images skipped so far in process {pid}, the latest {name} ({why}); the first {NAMED} were "
             "named, more are counted at every power of ten (100, 1,000, ...); `geodino data stats PATHS --type "
             "images` names every one",
             stacklevel=3,
         )
+
+
+def skip_said(n: int) -> str | None:
+    """How the `n`-th file a run skips is said: "name" for the first `NAMED`, "count" for the next and at every
+    power of ten after it (100, 1,000, ...), None otherwise. One rule for pretraining's corrupt images and `embed
+    images`' unreadable files: a scraped folder of thousands of error pages gave a line each."""
+    if n <= NAMED:
+        return "name"
+    return "count" if n == NAMED + 1 or str(n).strip("0") == "1" else None
 
 
 def expand_braces(paths: str | Path | Sequence[str | Path]) -> list[str]:

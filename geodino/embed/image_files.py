@@ -91,16 +91,17 @@ class ImageFiles:
         one line at the next and at every power of ten (100, 1,000, ...), as pretraining says corrupt images: a
         scraped folder of thousands of error pages saved as .jpg gave a line each. The output lists every one
         (`skipped` in its geodino metadata) and its last line counts them."""
-        from geodino.data.images import NAMED
+        from geodino.data.images import NAMED, skip_said
 
         n = len(self.failed) + 1
-        if n <= NAMED:
+        said = skip_said(n)
+        if said == "name":
             warnings.warn(
                 f"skipped unreadable image {path} ({why}); --on-error stop (on_error='stop' in Python) stops at such "
                 "files",
                 stacklevel=3,
             )
-        elif n == NAMED + 1 or str(n).strip("0") == "1":
+        elif said == "count":
             warnings.warn(
                 f"{n} unreadable images skipped so far, the latest {path} ({why}); the first {NAMED} were named, more "
                 "are counted at every power of ten (100, 1,000, ...); the output lists every one (`skipped` in its "
