@@ -7,7 +7,9 @@ the file and its `.aux.xml`) and a listing per class folder of each split, ~75 s
 features were all cached. The first build settles; the others take its result (`_MEMO`), checked against each
 file's stamp as `geodino.data.headers` keys its cache (`header_stamp`: mtime, size and sidecar), so an image
 rewritten in place, added or removed settles again. Each build gets its own `InputScaling` (copied state), as
-before, so what one split's reads note does not leak into another's.
+before, so what one split's reads note does not leak into another's, holding the backbone that build was given:
+the memo keeps none (a model kept alive for the process), and the key has the record's mean/std beside its DN
+scale, whose units warning (`InputScaling._warn_units`) each backbone gets for itself.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def settled_rule(
     kept = _MEMO.get(key)
     if kept is not None and kept[0] == stamps:
         _MEMO.move_to_end(key)
-        return kept[1], _copy(kept[2])
+        return kept[1], _copy(kept[2], backbone)
     from geodino.data.images import dataset_bands
     from geodino.eval.datasets import read_array
 
@@ -63,7 +65,7 @@ def settled_rule(
     # the headers, before any feature is extracted (it crashed the batching with a torch.stack traceback)
     rgb = dataset_bands(files, f"dataset {cfg.name!r} in {root}", rgb=named) == 3
     scaling.settle(files, lambda p: (read_array(p, rgb), None))
-    _MEMO[key] = (stamps, rgb, _copy(scaling))
+    _MEMO[key] = (stamps, rgb, _copy(scaling, None))
     while len(_MEMO) > MEMO_SIZE:
         _MEMO.popitem(last=False)
     return rgb, scaling
@@ -72,18 +74,23 @@ def settled_rule(
 def _settings(scaling: InputScaling) -> tuple[Any, ...]:
     """What decides the rule besides the files: the explicit scale/offset, whether files' declarations are read,
     and the backbone's recorded DN scale (its values and where it is recorded: a suite's check builds without the
-    backbone, its task with one that may record nothing, and both share the memo then)."""
+    backbone, its task with one that may record nothing, and both share the memo then), with the record's
+    mean/std, which decide its units warning (`InputScaling._warn_units`)."""
     rec = scaling.recorded
     if rec is None:
         return scaling.scale, scaling.offset, scaling.file_scale, scaling.keys, None
     scale, offset = np.asarray(rec[0]), np.asarray(rec[1])
-    recorded = (scale.tobytes(), scale.shape, offset.tobytes(), offset.shape, rec[2])
+    norm = getattr(scaling.backbone, "normalization", None) or {}
+    stats = tuple(repr(norm.get(k)) for k in ("mean", "std"))
+    recorded = (scale.tobytes(), scale.shape, offset.tobytes(), offset.shape, rec[2], stats)
     return scaling.scale, scaling.offset, scaling.file_scale, scaling.keys, recorded
 
 
-def _copy(scaling: InputScaling) -> InputScaling:
-    """A settled `InputScaling` of its own (shallow: the backbone and recorded rule shared, the containers copied)."""
+def _copy(scaling: InputScaling, backbone: Any) -> InputScaling:
+    """A settled `InputScaling` of its own holding `backbone` (shallow: the recorded rule shared, the containers
+    copied)."""
     out = copy.copy(scaling)
+    out.backbone = backbone
     for name in _COPIED:
         setattr(out, name, copy.copy(getattr(scaling, name)))
     return out

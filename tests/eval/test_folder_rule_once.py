@@ -70,3 +70,47 @@ def test_each_build_has_its_own_scaling(tmp_path: Path) -> None:
     assert second is not first and second.fixed == first.fixed and second.fixed is not first.fixed
     second.rule(np.zeros((1, 4, 4), np.uint16), "elsewhere")  # a file of another kind, fixed for this run only
     assert ("uint16", 1) in second.fixed and ("uint16", 1) not in first.fixed
+
+
+class _Recording:
+    """A backbone stand-in recording an 8-bit DN scale (x/255) and a mean/std (`recorded_scale`,
+    `record_units_reason` read only these)."""
+
+    def __init__(self, mean: float) -> None:
+        self.spec = f"mean{mean:g}"
+        self.normalization = {"scale": 1 / 255, "mean": [mean] * 3, "std": [1.0] * 3}
+
+
+def test_memo_keeps_no_backbone_and_each_build_reads_its_own(tmp_path: Path) -> None:
+    """The memo serves a build with the backbone it was given, not the first build's: it kept that backbone (a
+    model) alive for the process, and a second backbone recording the same DN scale with means in other units was
+    never warned about (the first backbone's means were checked)."""
+    import gc
+    import warnings
+    import weakref
+
+    from geodino.eval.folder_rule import settled_rule
+
+    _folder(tmp_path, "uint8", 7)
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
+    folders = [tmp_path / s for s in ("train", "val", "test")]
+
+    def listing(d: Path) -> list[Path]:
+        return sorted(d.rglob("*.tif"))
+
+    first = _Recording(0.4)  # reflectance-unit means: x/255 fits them, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        settled_rule(cfg, tmp_path, folders, first, listing)
+    gone = weakref.ref(first)
+    del first
+    gc.collect()
+    assert gone() is None  # the old code: the memo's copy held the first backbone
+
+    same = _Recording(0.4)
+    _, scaling = settled_rule(cfg, tmp_path, folders, same, listing)
+    assert scaling.backbone is same
+    dn_means = _Recording(600.0)  # the same x/255 record, means in DN units: its own warning
+    with pytest.warns(UserWarning, match="its means are larger"):
+        _, scaling = settled_rule(cfg, tmp_path, folders, dn_means, listing)
+    assert scaling.backbone is dn_means
