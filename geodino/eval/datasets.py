@@ -419,9 +419,8 @@ def _folder_from_files(
             x = x + np.asarray(o, dtype=np.float32)
         return {"image": torch.from_numpy(x), "label": torch.tensor(labels[i], dtype=torch.long)}
 
-    # which file carries which label: an image moved to another class folder keeps its size and mtime and leaves
-    # the split folder's own mtime alone, so the folder stamp stays the same; the cached features must not
-    # (they store the labels)
+    # which file carries which label (an image moved to another class folder keeps its size and mtime: the cached
+    # features store the labels); the stamp is of these files alone, not of hidden files or the folder's mtime
     labelled = hashlib.sha256(
         "\n".join(f"{f.relative_to(folder)}\t{y}" for f, y in zip(files, labels)).encode()
     ).hexdigest()[:16]
@@ -442,6 +441,7 @@ def _folder_from_files(
         scaling=rule,
         files=[str(f) for f in files],
         labels=labels,
+        stamp=folder_stamp(folder, files),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +93,14 @@ def _listing(key: str) -> _Listing:
     return listing
 
 
-def folder_stamp(root: str | Path) -> str:
+def folder_stamp(root: str | Path, files: Iterable[str | Path] | None = None) -> str:
     """`geodino.io.content_stamp` of a dataset folder (total size, newest mtime, count), from its shared listing:
-    the files are stat'ed on every call, so an image rewritten in place under its old name still changes it."""
+    the files are stat'ed on every call, so an image rewritten in place under its old name still changes it.
+    `files`: the stamp of these files only (the images a dataset reads, its listing keyed apart), without the
+    folder's own mtime: a `.DS_Store` (or `._photo.jpg`, `Thumbs.db`) rewritten beside them, which moves the
+    folder's mtime, is no new dataset and its features are not extracted again."""
+    if files is not None:
+        return files_stamp(0, map(str, files))
     if not os.path.isdir(root):
         return content_stamp(root)
     base = os.path.realpath(root)
