@@ -53,14 +53,14 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
     """The parts (`image_parts.Part`) to redo: those whose recorded files (`Part.files`) now read otherwise and, when
     the folder's rules differ from those a part recorded (`Part.settled`), every part that records them; with `say`,
     one line saying what changed and how much is redone. `data`: the run's `image_files.ImageFiles`, primed."""
-    now = settled_rules(data.scaling)
-    applied = {*now.values(), *(r[2] for r in data.scaling.declared.values())}  # every rule this run applies
+    now = _formulas(settled_rules(data.scaling))
+    applied = {*now.values(), *(_formula(r[2]) for r in data.scaling.declared.values())}  # every rule this run applies
     changed: list[str] = []
     rules: tuple[str, str, str] | None = None
     stale, unread, older = [], 0, 0
     for part in parts:
         if part.files is None:  # written before parts recorded their files: trusted, unless made by another rule
-            if not set(part.rules) <= applied:
+            if not {_formula(r) for r in part.rules} <= applied:
                 stale.append(part)
                 older += 1
             continue
@@ -75,8 +75,8 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
             if not _same(data.root, rel, was, stamp, part)
         ]
         changed += moved
-        if part.settled != now:
-            rules = rules or _rule_change(part.settled, now)
+        if _formulas(part.settled) != now:
+            rules = rules or _rule_change(_formulas(part.settled), now)
             stale.append(part)
         elif moved:
             stale.append(part)
@@ -137,7 +137,15 @@ def _group(key: str) -> str:
 
 
 def _formula(text: Any) -> str:
+    """A rule's formula ("x/255"), without the words on where it came from ("(by dtype: uint8; ...)", "(the
+    backbone's DN scale: ...)"), which differ between versions for the same rule: rules are compared by it."""
     return str(text).split(" (", 1)[0] if text else "none"
+
+
+def _formulas(settled: Any) -> Any:
+    """A part's record of the folder's rules (`Part.settled`) as formulas by group; a record that is no mapping
+    as it is (it then differs from any run's, and the part is redone)."""
+    return {k: _formula(v) for k, v in settled.items()} if isinstance(settled, dict) else settled
 
 
 def _what(changed: list[str], rules: tuple[str, str, str] | None, unread: int, older: int = 0) -> str:

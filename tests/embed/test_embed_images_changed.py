@@ -313,3 +313,31 @@ def test_parts_made_by_an_older_rule_are_redone_not_mixed_in(tmp_path, capsys, r
     else:
         assert "2 parts of the partial run, written by an earlier geodino, made by a DN -> reflectance rule" in err
     assert_same_output(out, fresh(root, tmp_path / "want.parquet", broken=False))
+
+
+@pytest.mark.parametrize("record", ["settled", "earlier version"])
+def test_parts_of_the_same_rule_in_other_words_resume(tmp_path, capsys, record):
+    """A rule's text names where it came from besides its formula, in words that change between versions (a
+    backbone record was 'backbone NAME', now 'the backbone' or 'in FILE'): parts whose rules read otherwise but
+    compute the same (the same formula) resume; they were all redone, said as a rule change whose then and now
+    were the same formula, or as made by a rule this run does not apply."""
+    from tests.data.test_photo_16bit import png16
+
+    root, out = tmp_path / "photos", tmp_path / "o.parquet"
+    root.mkdir()
+    for k in range(6):
+        png16(root / f"p{k}.png", rgb(16, 16, seed=k, dtype=np.uint16, top=65535))
+    work = kill_after_2_parts(root, out, broken=False)
+
+    def reword(text: str) -> str:
+        return text.split(" (", 1)[0] + " (as another geodino said it)"
+
+    def edit(meta: dict) -> dict:
+        meta = meta | {"rules": [reword(t) for t in meta["rules"]]}
+        if record == "earlier version":
+            return {k: v for k, v in meta.items() if k not in ("files", "settled")}
+        return meta | {"settled": {k: reword(v) for k, v in meta["settled"].items()}}
+
+    edit_part_records(work, edit)
+    images, err = resume(root, out, capsys)
+    assert images == 2 and "re-embedding" not in err, err
