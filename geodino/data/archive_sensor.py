@@ -46,12 +46,13 @@ def _check_declared(archive: RasterArchive) -> None:
     cleared. A file that declares the sensor's own rule, or none (1/0), passes. A `data stack` VRT (its
     GEODINO_STACK_RADIOMETRY tag) took its rule from the product's MTD file, which says which: each such scene is
     read by its rule into the sensor's physical units (`scene_rules`, applied by `RasterArchive.sample`), so one
-    source spans products of both sides of the 04.00 change. Headers were read once while indexing
+    source spans products of both sides of the 04.00 change; only where its scale is the sensor's (`_same_scale`),
+    else the rule gives other units than the sensor's. Headers were read once while indexing
     (`SceneInfo.scales`/`offsets`); the tag is read once per scene whose rule differs, here, not per window."""
     want_s = archive._sensor_rule(archive.sensor.scale)
     want_o = archive._sensor_rule(archive.sensor.offset)
     differ = [i for i, sc in enumerate(archive.scenes) if sc.scales and not archive._same_rule(sc, want_s, want_o)]
-    own = {i for i in differ if _stacked_by_geodino(archive.scenes[i].path)}
+    own = {i for i in differ if _same_scale(archive.scenes[i], want_s) and _stacked_by_geodino(archive.scenes[i].path)}
     archive.scene_rules = {i: _scene_rule(archive.scenes[i], want_s, want_o) for i in own}
     bad = [archive.scenes[i] for i in differ if i not in own]
     if not bad:
@@ -68,6 +69,19 @@ def _check_declared(archive: RasterArchive) -> None:
         f"the file's rule is right, read it with a sensor YAML of {yaml}{via}{split}; if its tags are wrong, "
         f"clear them (gdal_edit.py -scale 1 -offset 0 FILE, or for a read-only file a VRT: gdal_translate -of "
         f"VRT -a_scale 1 -a_offset 0 FILE FILE.vrt)"
+    )
+
+
+def _same_scale(sc: SceneInfo, scales: Sequence[float]) -> bool:
+    """Whether each band declaring a rule has the sensor's scale (only the offset differs, as across the 04.00
+    change): then the scene's rule gives the sensor's units. A sensor of other units (a YAML of DN, scale 1) would
+    standardise the rule's reflectance by its DN means, so such a scene is refused as any other rule."""
+    import math
+
+    return all(
+        math.isclose(s, w, rel_tol=1e-6)
+        for s, o, w in zip(sc.scales, sc.offsets, scales, strict=True)
+        if (s, o) != (1.0, 0.0)
     )
 
 

@@ -76,3 +76,20 @@ def test_foreign_tags_of_another_rule_are_still_refused(stacked, tmp_path):
     for foreign in (tif, bare):
         with pytest.raises(InputError, match=f"raster {foreign} declares physical value = DN \\* 0.0001 - 0.1"):
             RasterArchive([str(old), str(foreign)], sensor="sentinel2_l2a", bands=BANDS, progress=False)
+
+
+def test_a_sensor_of_other_units_still_refuses_a_stack_vrt(stacked):
+    """A sensor whose scale is not the VRT's (a YAML of DN units: scale 1, DN means) still refuses both VRTs: their
+    rules give reflectance, not the sensor's units, so a scene read by its own rule was standardised by DN means
+    without a word (pixels ~0.05 where the sensor's mean is ~500)."""
+    import dataclasses
+
+    from geodino.data.sensors import get_sensor
+
+    old, new, _ = stacked
+    s2 = get_sensor("sentinel2_l2a")
+    n = len(s2.bands)
+    dn = dataclasses.replace(s2, name="s2_dn", scale=1.0, offset=0.0, mean=(500.0,) * n, std=(300.0,) * n)
+    for vrt in (old, new):
+        with pytest.raises(InputError, match=f"raster {vrt} declares physical value = DN \\* 0.0001"):
+            RasterArchive([str(vrt)], sensor=dn, bands=BANDS, progress=False)
