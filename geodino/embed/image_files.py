@@ -128,6 +128,7 @@ class ImageFiles:
         import torch
 
         from geodino.eval.datasets import read_array, unreadable_detail
+        from geodino.eval.photo_scaling import reflectance
 
         path = self.root / self.files[i]
         try:
@@ -156,10 +157,7 @@ class ImageFiles:
         # the folder's rule for this dtype and band count (settled in `prime`), or the one this file declares
         rule = self.scaling.rule(arr, str(path), [b - 1 for b in self.select] or None)
         self.rule_of[i] = rule[2]
-        scale, offset, _ = self.rules.setdefault(rule[2], rule)
-        x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
-        if np.any(offset):
-            x = x + np.asarray(offset, dtype=np.float32)
+        x = reflectance(arr, self.rules.setdefault(rule[2], rule))
         h, w = arr.shape[-2:]
         self.info[i] = {"width": int(w), "height": int(h), "bands": n_file, "geometry": footprint_4326(path)}
         if self.ref is None:

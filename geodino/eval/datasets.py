@@ -389,6 +389,7 @@ def _folder_from_files(
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
+    from geodino.eval.photo_scaling import reflectance
     from geodino.eval.scaling import DECLARED, scaling_text
 
     first = read_array(files[idx[0]] if idx else files[0], rgb)
@@ -413,10 +414,7 @@ def _folder_from_files(
 
     def get(i: int) -> dict[str, Any]:
         arr = read_array(files[i], rgb)
-        s, o, _ = scaling.rule(arr, str(files[i]))  # the dataset's rule of this file's dtype, not its values
-        x = arr.astype(np.float32) * np.asarray(s, dtype=np.float32)
-        if np.any(o):
-            x = x + np.asarray(o, dtype=np.float32)
+        x = reflectance(arr, scaling.rule(arr, str(files[i])))  # the rule of this file's dtype, not its values
         return {"image": torch.from_numpy(x), "label": torch.tensor(labels[i], dtype=torch.long)}
 
     # which file carries which label (an image moved to another class folder keeps its size and mtime: the cached

@@ -333,13 +333,11 @@ class InputScaling:
     def apply(self, data: np.ndarray, where: str = "the image data", bands: Sequence[int] | None = None) -> Tensor:
         """[C,H,W] float32 reflectance of `data` (file units, the 0-based `bands` of file `where`; NaN -> 0); the
         rule is noted for `describe`."""
-        scale, offset, text = self.rule(data, where, bands)
-        self.used.setdefault(text, None)
-        x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32))
-        x = x * torch.as_tensor(np.asarray(scale, dtype=np.float32))
-        if np.any(offset):
-            x = x + torch.as_tensor(np.asarray(offset, dtype=np.float32))
-        return torch.nan_to_num(x)
+        from geodino.eval.photo_scaling import reflectance
+
+        rule = self.rule(data, where, bands)
+        self.used.setdefault(rule[2], None)
+        return torch.nan_to_num(torch.from_numpy(np.ascontiguousarray(reflectance(data, rule))))
 
     def describe(self, default: str = SAMPLES_SCALED) -> str:
         """The rules used so far, '; '-joined, and `off_note` (`default` when no image file was scaled: the samples

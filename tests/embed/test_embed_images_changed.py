@@ -282,8 +282,8 @@ OLD_PHOTO_RULE = "x/10000 (by dtype: uint16; set --scale if wrong)"  # a 16-bit 
 
 @pytest.mark.parametrize("record", ["settled", "earlier version"])
 def test_parts_made_by_an_older_rule_are_redone_not_mixed_in(tmp_path, capsys, record):
-    """16-bit PNGs were read x/10000 as uint16 data (records as an a42321e^ run wrote them); now x/65535, a group
-    of their own. The resume identity names no rule, so the parts of such a run resumed beside new ones and the
+    """16-bit PNGs were read x/10000 as uint16 data (records as an a42321e^ run wrote them); now round(x/257)/255,
+    a group of their own. The resume identity names no rule, so the parts of such a run resumed beside new ones and the
     output held vectors of both rules (its input_scaling naming both). Parts recording the folder's rules are
     redone (one line naming the groups then and now); parts of an earlier version, recording only the rules they
     met, are redone when this run applies none of those."""
@@ -307,7 +307,8 @@ def test_parts_made_by_an_older_rule_are_redone_not_mixed_in(tmp_path, capsys, r
     if record == "settled":
         assert (
             "the folder's DN -> reflectance rules changed since the partial run (then uint16 images of 3 bands: "
-            "x/10000; now uint16 photo images of 3 bands: x/65535: an image replaced anywhere in the folder, or a "
+            "x/10000; now uint16 photo images of 3 bands: round(x/257), x/255: an image replaced anywhere in the "
+            "folder, or a "
             "geodino that reads it by another rule)"
         ) in err, err
     else:

@@ -5,6 +5,8 @@ them to 0..255 (/257) and scales that by its 8-bit sensor (`geodino.data.photos.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,11 @@ from tests.data.test_photo_16bit import H, W, png16
 from tests.eval.test_scaling_record_said import RGB8, SidecarBackbone
 
 RGB16 = {**RGB8, "sensor": "sentinel2_l2a", "scale": 1e-4}
-# pretraining's 8-bit read rounds v / 257 to a whole DN: the probe's v / 65535 differs by at most half a DN
-ROUNDING = 0.5 / 255
+
+
+def _rounded(v):
+    """Pretraining's reflectance of 16-bit photo values `v` with an 8-bit sensor: round(v / 257) / 255."""
+    return ((v.astype(np.uint32) + 128) // 257).astype(np.uint8).astype(np.float32) * np.float32(1 / 255)
 
 
 def _folder(tmp_path, values):
@@ -44,12 +49,29 @@ def test_the_probe_reads_a_16_bit_png_as_pretraining_does(tmp_path, backbone):
     ds = build_dataset(DatasetConfig(name="image_folder", root=str(root), val_fraction=0.0), "train", backbone)
     probe = {"ab"[int(ds.labels[i])]: ds[i]["image"].numpy() for i in range(len(ds))}
     trained = _pretraining(root, "ab")
-    np.testing.assert_allclose(probe["a"], trained["a"], rtol=0, atol=1e-6)  # whole 8-bit steps: no rounding
-    np.testing.assert_allclose(probe["b"], trained["b"], rtol=0, atol=ROUNDING + 1e-7)
-    np.testing.assert_allclose(probe["b"], any_values / 65535, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(probe["a"], trained["a"])  # whole 8-bit steps
+    # any values: rounded to 8 bits as pretraining reads them (x/65535 was up to half a step, 0.002, off)
+    np.testing.assert_array_equal(probe["b"], trained["b"])
+    np.testing.assert_array_equal(probe["b"], _rounded(any_values))
     assert float(probe["a"].max()) == pytest.approx(1.0)  # 65535: white, as pretraining saw it (x/10000: 6.55)
     said = ds.scaling
-    assert said.startswith("x*1.5259e-05 (16-bit photos: /257, then" if backbone else "x/65535 (by format"), said
+    assert said.startswith(
+        "round(x/257), x*0.00392157 (16-bit photos to 8 bits, then" if backbone else "round(x/257), x/255 (by format"
+    ), said
+    # embed images reads them as the probe does (`ImageFiles`, its folder's rule settled first)
+    from geodino.embed.image_files import ImageFiles
+
+    files = ImageFiles(
+        root,
+        ["a/a.png", "b/b.png"],
+        SimpleNamespace(in_chans=3),  # what ImageFiles asks of a backbone; the rule comes from `backbone`
+        InputScaling(backbone),
+        bands=None,
+        on_error="stop",
+        native=True,
+    )
+    files.prime()
+    np.testing.assert_array_equal(files[1]["image"].numpy(), trained["b"])
 
 
 def test_a_16_bit_record_applies_as_it_is_and_other_uint16_data_keeps_the_dtype_rule(tmp_path):
@@ -64,8 +86,10 @@ def test_a_16_bit_record_applies_as_it_is_and_other_uint16_data_keeps_the_dtype_
     plain.settle([png], lambda p: (v, None))
     tif = plain.apply(v, str(tmp_path / "t.tif")).numpy()  # a 16-bit TIFF holds some sensor's DN: by dtype
     np.testing.assert_allclose(tif, v / 10000, rtol=1e-6)
-    np.testing.assert_allclose(plain.apply(v, str(png)).numpy(), v / 65535, rtol=1e-6)
-    assert "; x/65535 (by format: 16-bit photos span 0..65535; set data_scale if wrong)" in plain.describe()
+    np.testing.assert_array_equal(plain.apply(v, str(png)).numpy(), _rounded(v))
+    assert "; round(x/257), x/255 (by format: 16-bit photos span 0..65535, to 8 bits; set data_scale if wrong)" in (
+        plain.describe()
+    )
     given = InputScaling(s2, scale=2e-5)
     np.testing.assert_allclose(given.apply(v, str(png)).numpy(), v * 2e-5, rtol=1e-6)  # a given scale wins
 
@@ -78,6 +102,6 @@ def test_embed_images_says_the_photo_rule(tmp_path, capsys):
     root = _folder(tmp_path, [np.full((3, H, W), 65535, np.uint16), np.zeros((3, H, W), np.uint16)])
     with run_lines():
         embed_images(root, SPEC, tmp_path / "o.parquet", progress=False, image_size=8)
-    assert "input scaling x/65535 (by format: 16-bit photos span 0..65535; set --scale if wrong)" in (
+    assert "input scaling round(x/257), x/255 (by format: 16-bit photos span 0..65535, to 8 bits; set --scale" in (
         capsys.readouterr().err
     )
