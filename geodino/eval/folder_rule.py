@@ -9,13 +9,17 @@ file's stamp as `geodino.data.headers` keys its cache (`header_stamp`: mtime, si
 rewritten in place, added or removed settles again. Each build gets its own `InputScaling` (copied state), as
 before, so what one split's reads note does not leak into another's, holding the backbone that build was given:
 the memo keeps none (a model kept alive for the process), and the key has the record's mean/std beside its DN
-scale, whose units warning (`InputScaling._warn_units`) each backbone gets for itself.
+scale, whose units warning (`InputScaling._warn_units`) each backbone gets for itself. A rule settled over a file
+changed within `io_stamps.RACY_NS` is not kept (as the raster index's memo and the probe's folder listings): a
+rewrite within the same tick of a coarse clock keeps mtime and size, and the rule of 16-bit data with an 8-bit
+record depends on the pixels.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +54,7 @@ def settled_rule(
     keys = ("data.scale", "data.offset")
     check_data_offset(cfg.scale, cfg.offset, keys)
     scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys, file_scale=cfg.file_scale)
+    start = time.time_ns()  # before the stamps: a file changed from here on is young
     files = [f for d in folders for f in list_files(d)]
     named = None if not cfg.bands else cfg.bands == ["rgb"] or len(cfg.bands) == 3
     key = (cfg.name, str(root), tuple(os.path.realpath(d) for d in folders), named, *_settings(scaling))
@@ -65,10 +70,24 @@ def settled_rule(
     # the headers, before any feature is extracted (it crashed the batching with a torch.stack traceback)
     rgb = dataset_bands(files, f"dataset {cfg.name!r} in {root}", rgb=named) == 3
     scaling.settle(files, lambda p: (read_array(p, rgb), None))
-    _MEMO[key] = (stamps, rgb, _copy(scaling, None))
-    while len(_MEMO) > MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    if _settled_stamps(stamps, start):
+        _MEMO[key] = (stamps, rgb, _copy(scaling, None))
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    else:  # an entry of these settings over older stamps is no use now
+        _MEMO.pop(key, None)
     return rgb, scaling
+
+
+def _settled_stamps(stamps: tuple[tuple[str, Any], ...], start_ns: int) -> bool:
+    """Whether every file (and its `.aux.xml`) stat and was last changed more than `RACY_NS` before `start_ns`:
+    only then is a rule kept, its stamps sure to move with any later change."""
+    from geodino.io_stamps import RACY_NS
+
+    def old(mtime: int) -> bool:
+        return start_ns - mtime > RACY_NS
+
+    return all(s is not None and old(s[0]) and (s[2] is None or old(s[2][0])) for _, s in stamps)
 
 
 def _settings(scaling: InputScaling) -> tuple[Any, ...]:

@@ -23,10 +23,19 @@ def _tif(path: Path, dtype: str, value: int) -> None:
         dst.write(np.full((3, 4, 4), value, dtype=dtype))
 
 
-def _folder(root: Path, dtype: str, value: int) -> list[Path]:
+def _folder(root: Path, dtype: str, value: int, aged: bool = True) -> list[Path]:
+    """12 chips in train/val/test class folders; `aged`: dated past `io_stamps.RACY_NS`, so a settled rule is kept."""
+    import os
+    import time
+
+    from geodino.io_stamps import RACY_NS
+
     files = [root / split / c / f"{i}.tif" for split in ("train", "val", "test") for c in ("a", "b") for i in range(2)]
+    old = time.time_ns() - RACY_NS - 10**9
     for f in files:
         _tif(f, dtype, value)
+        if aged:
+            os.utime(f, ns=(old, old))
     return files
 
 
@@ -114,3 +123,30 @@ def test_memo_keeps_no_backbone_and_each_build_reads_its_own(tmp_path: Path) -> 
     with pytest.warns(UserWarning, match="its means are larger"):
         _, scaling = settled_rule(cfg, tmp_path, folders, dn_means, listing)
     assert scaling.backbone is dn_means
+
+
+def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path) -> None:
+    """A rule settled over files changed within `io_stamps.RACY_NS` is not kept (as the raster index and the probe's
+    folder listings): a rewrite in the same tick of a coarse clock (1 s on ext3, HFS+, many NAS; 2 s on FAT) keeps
+    mtime and size, and the memo served the rule of the old pixels. Here 16-bit chips of 8-bit DN read by an 8-bit
+    record (x/255), rewritten with 16-bit DN under the same stamp: the old code kept x/255 (values up to 2.7)."""
+    import os
+
+    from geodino.eval.folder_rule import settled_rule
+
+    files = _folder(tmp_path, "uint16", 7, aged=False)
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
+    folders = [tmp_path / s for s in ("train", "val", "test")]
+
+    def listing(d: Path) -> list[Path]:
+        return sorted(d.rglob("*.tif"))
+
+    record = _Recording(0.4)
+    _, first = settled_rule(cfg, tmp_path, folders, record, listing)
+    assert "x*0.00392157" in first.fixed[("uint16", 3)][2]
+    for f in files:  # the same tick: another image of the same size and mtime
+        st = os.stat(f)
+        _tif(f, "uint16", 700)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _, again = settled_rule(cfg, tmp_path, folders, record, listing)
+    assert "x/10000" in again.fixed[("uint16", 3)][2], again.fixed
