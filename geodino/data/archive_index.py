@@ -7,7 +7,10 @@ Within one process an index is also kept in memory (`_MEMO`, the last `MEMO_SIZE
 the settings that change which files are kept (`_memo_name`): pretraining builds its loader twice (a probe batch
 read first, then the training loader), and each build read every file's header again, silently the second time (35
 s for 20,000 chips on 2 cores). Only an index that left no file out is kept, and only while every file is older
-than `io_stamps.RACY_NS`: a file changed that recently may change again unseen within its mtime's resolution."""
+than `io_stamps.RACY_NS` by its ctime (the change time every write sets; the mtime can be set to any time:
+`cp -p`, `touch -d`, archive extraction) and mtime: a file changed that recently may change again unseen within its
+timestamps' resolution. The memo's name also holds each file's ctime, so a rewrite dated back to the old mtime
+(same size) is indexed again even after the window."""
 
 from __future__ import annotations
 
@@ -63,15 +66,25 @@ def _index_key(archive: RasterArchive) -> dict[str, Any]:
 
 
 def _memo_name(archive: RasterArchive, key: dict[str, Any], now_ns: int) -> str | None:
-    """The in-memory index's name: a hash of `key`, the archive's full sensor (a YAML edited under the same name
-    reads other band names and nodata) and `require_crs` (a file without CRS is kept only without it); None when a
-    file did not stat or changed within `RACY_NS` of `now_ns` (its index is then not kept)."""
+    """The in-memory index's name: a hash of `key`, each file's ctime (a rewrite dated back to its old mtime keeps
+    `key`), the archive's full sensor (a YAML edited under the same name reads other band names and nodata) and
+    `require_crs` (a file without CRS is kept only without it); None when a file did not stat or changed within
+    `RACY_NS` of `now_ns` by its ctime or mtime (its index is then not kept)."""
     from geodino.io_stamps import RACY_NS
 
-    if any(size < 0 or now_ns - mtime < RACY_NS for _, size, mtime in key["files"]):
-        return None
+    ctimes = []
+    for f, size, mtime in key["files"]:
+        try:
+            ctime = os.stat(f).st_ctime_ns
+        except OSError:
+            return None
+        if size < 0 or now_ns - max(ctime, mtime) < RACY_NS:
+            return None
+        ctimes.append(ctime)
     sensor = repr(get_sensor(archive._sensor_arg)) if archive._sensor_arg is not None else None
-    text = json.dumps({**key, "sensor_read": sensor, "require_crs": archive.require_crs}, sort_keys=True)
+    text = json.dumps(
+        {**key, "ctimes": ctimes, "sensor_read": sensor, "require_crs": archive.require_crs}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

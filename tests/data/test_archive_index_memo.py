@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -34,7 +35,17 @@ def _write(path: Path, *, crs: str | None = "EPSG:32633", value: int = 1, age_ns
 
 
 @pytest.fixture
-def indexed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def ahead(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How far (ns) the memo's clock runs ahead of this one: an hour, so files the tests wrote (ctime now) count as
+    settled; set [0] for the real clock."""
+    shift = [HOUR_NS]
+    real = time.time_ns
+    monkeypatch.setattr(archive_index, "time", types.SimpleNamespace(time_ns=lambda: real() + shift[0]))
+    return shift
+
+
+@pytest.fixture
+def indexed(monkeypatch: pytest.MonkeyPatch, ahead: list[int]) -> list[str]:
     """An empty memo, and the files each `_index` call read (one entry per call)."""
     monkeypatch.setattr(archive_index, "_MEMO", OrderedDict(), raising=False)
     calls: list[str] = []
@@ -58,16 +69,35 @@ def test_same_files_and_settings_are_indexed_once(tmp_path: Path, indexed: list[
     assert len(indexed) == 2
 
 
-def test_a_changed_or_fresh_file_is_indexed_again(tmp_path: Path, indexed: list[str]) -> None:
+def test_a_changed_or_fresh_file_is_indexed_again(tmp_path: Path, indexed: list[str], ahead: list[int]) -> None:
     files = [str(_write(tmp_path / f"c{i}.tif")) for i in range(2)]
     RasterArchive(files, sensor=S4, progress=False)
     _write(Path(files[1]), crs="EPSG:32632", age_ns=HOUR_NS // 2)  # rewritten: another mtime
     b = RasterArchive(files, sensor=S4, progress=False)
     assert len(indexed) == 2 and "32632" in b.scenes[1].crs
+    ahead[0] = 0
     fresh = [str(_write(tmp_path / "new.tif", age_ns=0))]  # changed within RACY_NS: its stat is not trusted yet
     RasterArchive(fresh, sensor=S4, progress=False)
     RasterArchive(fresh, sensor=S4, progress=False)
     assert len(indexed) == 4
+
+
+def test_a_rewrite_dated_back_to_its_old_mtime_is_indexed_again(
+    tmp_path: Path, indexed: list[str], ahead: list[int]
+) -> None:
+    """`cp -p`, `touch -d` and archive extraction set the mtime to any time: an old one hid a rewrite of the same
+    size from the memo (it judged by mtime). The ctime every write sets is fresh, then differs from the memo's."""
+    path = _write(tmp_path / "c.tif")
+    dated = os.stat(path).st_mtime_ns
+    RasterArchive([str(path)], sensor=S4, progress=False)  # settled: kept
+    _write(path, crs="EPSG:32632")
+    os.utime(path, ns=(dated, dated))  # same size, same mtime: the index's key is unchanged
+    ahead[0] = 0  # right after the rewrite: its ctime is within RACY_NS
+    b = RasterArchive([str(path)], sensor=S4, progress=False)
+    assert "32632" in b.scenes[0].crs and len(indexed) == 2  # the old code served EPSG:32633 from the memo
+    ahead[0] = HOUR_NS  # past the window: the memo's name holds the ctime of the old index's file
+    c = RasterArchive([str(path)], sensor=S4, progress=False)
+    assert "32632" in c.scenes[0].crs and len(indexed) == 3
 
 
 def test_an_index_that_kept_a_file_without_crs_is_not_reused_where_a_crs_is_required(
