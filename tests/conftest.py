@@ -33,3 +33,19 @@ def _fresh_corrupt_image_count(monkeypatch: pytest.MonkeyPatch) -> None:
     images = sys.modules.get("geodino.data.images")
     if images is not None:
         monkeypatch.setattr(images, "_skipped_count", 0)
+
+
+@pytest.fixture(autouse=True)
+def _settled_headers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """`geodino.data.headers` caches no header of a file changed within `io_stamps.RACY_NS` by its ctime, which a
+    test cannot date back: its clock runs an hour ahead, so files a test writes count as settled and their headers
+    are cached, as a run's inputs are. A test of fresh files sets the returned shift to [0]."""
+    import time
+    import types
+
+    from geodino.data import headers
+
+    shift = [3600 * 10**9]
+    real = time.time_ns
+    monkeypatch.setattr(headers, "time", types.SimpleNamespace(time_ns=lambda: real() + shift[0]))
+    return shift

@@ -8,11 +8,14 @@ readers': rasterio for GeoTIFF/VRT/IMG/JPEG 2000 (`RASTERIO_SUFFIXES`, or every 
 the raster archive reads them), Pillow for photos and chips (PNG, JPEG, WebP, BMP), whose size is given upright as
 `geodino.eval.datasets.read_array` turns them (a phone stores a portrait sideways with EXIF orientation 6 or 8).
 
-Headers are cached per local file for the run, keyed by path, mtime and size, and those of its `.aux.xml` sidecar
-(a rewritten file or sidecar is read again; `header_stamp`): an image-folder dataset settles its band count and
-DN rule over every split's files (`geodino.eval.folder_rule`), `embed images` checks the band counts, then the
-dtypes and declared rules, then the footprints (CRS and transform) of the same files, `data stats` asks for the
-first raster up to four times. A cache here serves them all without threading a header through their signatures.
+Headers are cached per local file for the run, keyed by path, mtime, size and ctime, and those of its `.aux.xml`
+sidecar (a rewritten file or sidecar is read again; `header_stamp`), once both are older than `io_stamps.RACY_NS`
+by the later of their ctime and mtime: a rewrite within one tick of a coarse clock keeps the stat, so a file (or
+sidecar) changed that recently is read at each ask, uncached (a folder written within ~5 min costs a header read
+per ask, never a stale header). An image-folder dataset settles its band count and DN rule over every split's files
+(`geodino.eval.folder_rule`), `embed images` checks the band counts, then the dtypes and declared rules, then the
+footprints (CRS and transform) of the same files, `data stats` asks for the first raster up to four times. A cache
+here serves them all without threading a header through their signatures.
 rasterio reads a header without GDAL's listing of the file's folder (`no_folder_listing`).
 """
 
@@ -23,6 +26,7 @@ import functools
 import os
 import re
 import struct
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,16 +200,20 @@ class ImageHeader:
 
 def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
     """The header of the image at `path` (`reader`: "auto" picks rasterio by suffix, "rasterio" always uses it);
-    cached per local file by mtime and size. HeaderError (an InputError naming the file; the library's exception
-    as its cause) when it does not read."""
+    cached per settled local file by its stat (`header_stamp`). HeaderError (an InputError naming the file; the
+    library's exception as its cause) when it does not read."""
     if reader not in READERS:
         raise ValueError(f"reader={reader!r}; use one of {', '.join(READERS)}")
     name = str(path)
     try:
         if name.startswith(_REMOTE):
             return _read(name, reader)
+        now = time.time_ns()  # before the stat: the change it shows happened before this
         st = os.stat(name)
-        return _cached(name, reader, st.st_mtime_ns, st.st_size, _sidecar_stamp(name))
+        stamp = st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns
+        if _young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
+            return _read(name, reader)
+        return _cached(name, reader, stamp)
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "the header does not read"
         raise HeaderError(
             f"cannot read the header of image {name} ({type(exc).__name__}: {exc}); check the file or remove it"
@@ -282,15 +290,20 @@ def _bands(numbers: Iterable[int]) -> str:
     return f"band{'s' if len(listed) > 1 else ''} {', '.join(map(str, listed))}"
 
 
+Stamp = tuple[int, int, "tuple[int, int, int] | None", int]
+"""(mtime, size, `_sidecar_stamp`, ctime) of a file, in ns and bytes."""
+
+
 @functools.lru_cache(maxsize=1 << 16)
-def _cached(name: str, reader: str, mtime_ns: int, size: int, sidecar: tuple[int, int] | None) -> ImageHeader:
-    """`_read`, once per (file, reader, mtime, size, `_sidecar_stamp`); failures are not cached (they raise)."""
+def _cached(name: str, reader: str, stamp: Stamp) -> ImageHeader:
+    """`_read`, once per (file, reader, `header_stamp`); failures are not cached (they raise)."""
     return _read(name, reader)
 
 
-def header_stamp(path: str | Path) -> tuple[int, int, tuple[int, int] | None] | None:
-    """(mtime, size, `_sidecar_stamp`) of a local file: what its cached header is keyed by, for a cache of what
-    callers made of headers (`geodino.eval.folder_rule`); None for a remote or missing file."""
+def header_stamp(path: str | Path) -> Stamp | None:
+    """(mtime, size, `_sidecar_stamp`, ctime) of a local file: what its cached header is keyed by, for a cache of
+    what callers made of headers (`geodino.eval.folder_rule`); None for a remote or missing file. The ctime, which
+    every write sets, tells a rewrite dated back to the old mtime (`cp -p`, `touch -d`, archive extraction)."""
     name = str(path)
     if name.startswith(_REMOTE):
         return None
@@ -298,18 +311,28 @@ def header_stamp(path: str | Path) -> tuple[int, int, tuple[int, int] | None] | 
         st = os.stat(name)
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size, _sidecar_stamp(name)
+    return st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns
 
 
-def _sidecar_stamp(name: str) -> tuple[int, int] | None:
-    """(mtime, size) of the file's GDAL sidecar `NAME.aux.xml`, else None: a scale/offset, nodata or band
+def _young(stamp: Stamp, now_ns: int) -> bool:
+    """Whether the file or its sidecar changed within `io_stamps.RACY_NS` before `now_ns` (or after it), by the
+    later of its mtime and ctime (a file system may report the creation time as ctime)."""
+    from geodino.io_stamps import RACY_NS
+
+    side = stamp[2]
+    changed = max(stamp[0], stamp[3], *((side[0], side[2]) if side is not None else ()))
+    return now_ns - changed < RACY_NS
+
+
+def _sidecar_stamp(name: str) -> tuple[int, int, int] | None:
+    """(mtime, size, ctime) of the file's GDAL sidecar `NAME.aux.xml`, else None: a scale/offset, nodata or band
     description written there (GDAL's PAM, e.g. `gdal_edit.py` on a JPEG 2000 file) changes the header without
     touching the file, and a notebook's second `embed` read the declared rule cached before it."""
     try:
         st = os.stat(name + ".aux.xml")
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size
+    return st.st_mtime_ns, st.st_size, st.st_ctime_ns
 
 
 def _read(name: str, reader: str) -> ImageHeader:

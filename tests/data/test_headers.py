@@ -231,3 +231,43 @@ def test_a_scale_written_into_a_sidecar_is_read_by_the_next_header_read(tmp_path
     )
     (tmp_path / "pam.tif.aux.xml").write_text(f"<PAMDataset>{bands}</PAMDataset>")
     assert declared_rule(path, reader="rasterio") == ((1e-4, 1e-4), (-0.1, -0.1))
+
+
+def test_a_fresh_or_dated_back_file_is_read_again(tmp_path, monkeypatch, _settled_headers):
+    """A rewrite in the same tick of a coarse clock keeps mtime and size (os.utime stands in for it here, as for
+    `cp -p`, `touch -d` and archive extraction): the old cache served the old header for the rest of the process.
+    A file changed within io_stamps.RACY_NS by its ctime is read at each ask (the cost of a fresh folder: one read
+    per ask), and the ctime in the key tells a rewrite dated back to the old mtime after that."""
+    import os
+
+    from geodino.data import headers
+
+    opened = []
+    real = headers._read
+    monkeypatch.setattr(headers, "_read", lambda name, reader: opened.append(name) or real(name, reader))
+
+    def write(path, shape, size=0):
+        save(path, np.zeros(shape, np.uint8))
+        with open(path, "ab") as f:  # after IEND, which readers skip: both versions of the same size
+            f.write(b"\0" * (size - os.path.getsize(path)))
+        return path
+
+    _settled_headers[0] = 0  # this machine's clock: the files below were just written
+    folder = [write(tmp_path / f"{i}.png", (10, 14)) for i in range(3)]
+    for _ in range(2):
+        assert [headers.read_header(p).size for p in folder] == [(14, 10)] * 3
+    assert len(opened) == 6  # fresh: read at each ask (the old code: 3)
+    p = folder[0]
+    dated = os.stat(p).st_mtime_ns
+    size = os.path.getsize(p) + 64
+    write(p, (10, 14), size)
+    os.utime(p, ns=(dated - 10**9, dated - 10**9))
+    _settled_headers[0] = 3600 * 10**9  # past the window
+    assert headers.read_header(p).size == headers.read_header(p).size == (14, 10)
+    assert len(opened) == 7  # settled: cached
+    write(p, (14, 10), size)
+    os.utime(p, ns=(dated - 10**9, dated - 10**9))  # same size and mtime as the cached header's file
+    assert headers.read_header(p).size == (10, 14)  # its ctime: read again (the old code: (14, 10))
+    _settled_headers[0] = 0
+    assert headers.read_header(p).size == headers.read_header(p).size == (10, 14)
+    assert len(opened) == 10  # within the window: read at each ask
