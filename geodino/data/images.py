@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.paths import IMAGE_EXTS, resolve_paths
+from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS, resolve_paths
 from geodino.data.photos import (  # decoding and headers live there; re-exported here, where callers import them
     GREY_MODES,
     PHOTO_EXTS,
@@ -55,6 +55,7 @@ __all__ = [
     "png_colour_type",
     "read_bands",
     "skip_said",
+    "unreadable_detail",
     "why_undecodable",
 ]
 
@@ -99,6 +100,24 @@ def skip_said(n: int) -> str | None:
     if n <= NAMED:
         return "name"
     return "count" if n == NAMED + 1 or str(n).strip("0") == "1" else None
+
+
+def unreadable_detail(path: str | Path, exc: BaseException) -> str:
+    """What `read_array`'s error says of a file that does not read: the reader's message, but for a photo that
+    is empty or no image Pillow knows ("cannot identify image file"), what the file is: `an empty file: 0 bytes`,
+    or its first bytes (an HTML error page, a Git LFS pointer, a macOS `._` file), as pretraining says it
+    (`why_undecodable`)."""
+    detail = str(exc)
+    if Path(path).suffix.lower() in TIFF_EXTS:  # a raster's reader says more than its first bytes
+        return detail
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return detail
+    if head and "cannot identify" not in detail:
+        return detail
+    return why_undecodable(exc, head)
 
 
 def expand_braces(paths: str | Path | Sequence[str | Path]) -> list[str]:

@@ -127,7 +127,8 @@ class ImageFiles:
         """Reflectance [C,H,W] of file `i`, or None when it cannot be read and on_error is skip (warned)."""
         import torch
 
-        from geodino.eval.datasets import read_array, unreadable_detail
+        from geodino.data.images import unreadable_detail
+        from geodino.eval.datasets import read_array
         from geodino.eval.photo_scaling import reflectance
 
         path = self.root / self.files[i]

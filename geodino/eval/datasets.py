@@ -247,30 +247,12 @@ def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
             with Image.open(path) as raw:
                 arr = photo_array(raw, rgb=rgb)[0]
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "unreadable"
+        from geodino.data.images import unreadable_detail
+
         raise InputError(
             f"cannot read image {path}: {unreadable_detail(path, exc)}; check the file or remove it"
         ) from exc
     return arr
-
-
-def unreadable_detail(path: str | Path, exc: BaseException) -> str:
-    """What `read_array`'s error says of a file that does not read: the reader's message, but for a photo that
-    is empty or no image Pillow knows ("cannot identify image file"), what the file is: `an empty file: 0 bytes`,
-    or its first bytes (an HTML error page, a Git LFS pointer, a macOS `._` file), as pretraining says it
-    (`geodino.data.images.why_undecodable`)."""
-    detail = str(exc)
-    if Path(path).suffix.lower() in TIFF_EXTS:
-        return detail
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
-    except OSError:
-        return detail
-    if head and "cannot identify" not in detail:
-        return detail
-    from geodino.data.images import why_undecodable
-
-    return why_undecodable(exc, head)
 
 
 # ------------------------------------------------------------------------------------------ generic folders
