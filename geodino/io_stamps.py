@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RACY_NS", "content_stamp", "files_stamp", "json_text", "vrt_sources"]
+__all__ = ["RACY_NS", "changed_recently", "content_stamp", "files_stamp", "json_text", "vrt_sources"]
 
 # A file or folder changed this recently may change again unseen within its timestamps' resolution, so a check keyed
 # on its stat (size, times, inode) does not trust it yet, as git does not trust an index entry as new as the index:
@@ -28,6 +28,15 @@ __all__ = ["RACY_NS", "content_stamp", "files_stamp", "json_text", "vrt_sources"
 TICK_NS = 2_000_000_000
 SKEW_NS = 300_000_000_000
 RACY_NS = TICK_NS + SKEW_NS
+
+
+def changed_recently(ctimes_ns: Iterable[int], now_ns: int) -> bool:
+    """Whether any of a file's change times (its ctime, a sidecar's) is within `RACY_NS` of `now_ns` (this machine's
+    time_ns() before the stat) or after it: nothing keyed on its stat is kept then. The ctime, never the mtime: every
+    write sets the ctime, while `cp -p`, `touch -d` or an extracted archive set the mtime to any time (dated back it
+    hid a rewrite; in the future it kept a file from ever being cached). Read by the header cache and the raster
+    index's memo (the weights digest cache and `embed.file_stamps` apply the same ctime rule)."""
+    return any(now_ns - c < RACY_NS for c in ctimes_ns)
 
 
 def json_text(obj: Any, **dumps: Any) -> str:

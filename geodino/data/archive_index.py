@@ -69,16 +69,16 @@ def _memo_name(archive: RasterArchive, key: dict[str, Any], now_ns: int) -> str 
     """The in-memory index's name: a hash of `key`, each file's ctime (a rewrite dated back to its old mtime keeps
     `key`), the archive's full sensor (a YAML edited under the same name reads other band names and nodata) and
     `require_crs` (a file without CRS is kept only without it); None when a file did not stat or changed within
-    `RACY_NS` of `now_ns` by its ctime or mtime (its index is then not kept)."""
-    from geodino.io_stamps import RACY_NS
+    `RACY_NS` of `now_ns` by its ctime (`io_stamps.changed_recently`; its index is then not kept)."""
+    from geodino.io_stamps import changed_recently
 
     ctimes = []
-    for f, size, mtime in key["files"]:
+    for f, size, _mtime in key["files"]:
         try:
             ctime = os.stat(f).st_ctime_ns
         except OSError:
             return None
-        if size < 0 or now_ns - max(ctime, mtime) < RACY_NS:
+        if size < 0 or changed_recently((ctime,), now_ns):
             return None
         ctimes.append(ctime)
     sensor = repr(get_sensor(archive._sensor_arg)) if archive._sensor_arg is not None else None

@@ -315,13 +315,12 @@ def header_stamp(path: str | Path) -> Stamp | None:
 
 
 def _young(stamp: Stamp, now_ns: int) -> bool:
-    """Whether the file or its sidecar changed within `io_stamps.RACY_NS` before `now_ns` (or after it), by the
-    later of its mtime and ctime (a file system may report the creation time as ctime)."""
-    from geodino.io_stamps import RACY_NS
+    """Whether the file or its sidecar changed within `io_stamps.RACY_NS` before `now_ns` (or after it), by their
+    ctimes (`io_stamps.changed_recently`)."""
+    from geodino.io_stamps import changed_recently
 
     side = stamp[2]
-    changed = max(stamp[0], stamp[3], *((side[0], side[2]) if side is not None else ()))
-    return now_ns - changed < RACY_NS
+    return changed_recently((stamp[3], *((side[2],) if side is not None else ())), now_ns)
 
 
 def _sidecar_stamp(name: str) -> tuple[int, int, int] | None:
