@@ -1,6 +1,6 @@
 """The web images that failed to decode in a training run, counted over its DataLoader workers.
 
-Each image source keeps the items that failed in its own process (`_ImageSourceBase._bad`: replaced by another image
+Each image source keeps the items that failed in its own process (`_ImageSourceBase.bad`: replaced by another image
 at every later read), and the workers are other processes, so the training process never saw them: the end of the
 run could not say how many there were. `CorruptMarks` keeps a flag per image in shared memory, set by whichever
 process meets a corrupt image first (a set-size compare per sample, a write only for a new one; no sync in the
@@ -21,8 +21,7 @@ class CorruptMarks:
     def __init__(self, sources: Sequence[Any], *, shared: bool = True) -> None:
         """`shared` False: no worker processes read the dataset, so the flags stay in this process's memory."""
         self._flags = [
-            torch.zeros(len(s), dtype=torch.bool) if isinstance(getattr(s, "_bad", None), set) else None
-            for s in sources
+            torch.zeros(len(s), dtype=torch.bool) if isinstance(getattr(s, "bad", None), set) else None for s in sources
         ]
         if shared:  # one byte per image (ImageNet-1k: 1.3 MB); bytes, not bits, so no two workers write one byte
             self._flags = [None if f is None else f.share_memory_() for f in self._flags]
@@ -30,7 +29,7 @@ class CorruptMarks:
 
     def mark(self, src: int, source: Any) -> None:
         """Flag the items `source` (number `src`) found corrupt in this process since the last call."""
-        flags, bad, marked = self._flags[src], getattr(source, "_bad", None), self._marked[src]
+        flags, bad, marked = self._flags[src], getattr(source, "bad", None), self._marked[src]
         if flags is None or bad is None or len(bad) == len(marked):
             return
         new = bad - marked

@@ -226,7 +226,7 @@ class _ImageSourceBase:
         self.stream = stream_id(name)
         self._order = EpochOrder(self.stream, shuffle=shuffle, salt=0x696D67)
         self.skipped = 0
-        self._bad: set[int] = set()  # items that failed to decode in this process (said once, then replaced)
+        self.bad: set[int] = set()  # items that failed to decode in this process (said once, then replaced)
         self.decoded = False  # whether an image has decoded in this process (then failures are replaced, not counted)
         self.replace = True  # False: a corrupt image is not replaced; every failure counts toward max_tries
         self.fast_decode = True  # JPEGs at 1/2..1/8 scale while they keep `decode_min_area` pixels
@@ -263,11 +263,11 @@ class _ImageSourceBase:
         limit = max(self.max_tries, COLD_TRIES) if self.replace else self.max_tries
         name = self.label(k)
         while tries < limit:
-            if k in self._bad:  # failed before in this process: replaced as then, without decoding or warning again
+            if k in self.bad:  # failed before in this process: replaced as then, without decoding or warning again
                 self.skipped += 1
                 if not self.replace:
                     tries += 1
-                elif len(self._bad) >= self._n:
+                elif len(self.bad) >= self._n:
                     break
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
@@ -300,7 +300,7 @@ class _ImageSourceBase:
                         f"image {name} cannot be decoded ({why_undecodable(exc, data)}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
-                self._bad.add(k)
+                self.bad.add(k)
                 if not (self.replace and self.decoded):
                     tries += 1
                 if name not in _warned:  # a second source object over the same files (pretraining's pixel check,
@@ -308,7 +308,7 @@ class _ImageSourceBase:
                     _say_skipped(name, why_undecodable(exc, data), self.replace)
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
-        if self.replace and len(self._bad) >= self._n:
+        if self.replace and len(self.bad) >= self._n:
             raise InputError(
                 f"all {plural(self._n, 'image')} of source {self.name!r} failed to decode (e.g. {name}); check the data"
             )

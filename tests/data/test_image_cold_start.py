@@ -43,4 +43,4 @@ def test_a_large_folder_where_nothing_decodes_still_stops_in_one_line(tmp_path) 
     with warnings.catch_warnings(), pytest.raises(InputError, match=want) as caught:
         warnings.simplefilter("ignore")
         src.get(0, 0)
-    assert "\n" not in str(caught.value) and len(src._bad) == COLD_TRIES  # each file decoded once, no more
+    assert "\n" not in str(caught.value) and len(src.bad) == COLD_TRIES  # each file decoded once, no more

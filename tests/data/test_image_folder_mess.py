@@ -35,7 +35,7 @@ def test_a_folder_mostly_of_unreadable_files_trains_on_its_readable_images(tmp_p
         assert src.get(0, 0)["path"].endswith("a0.png")  # image 0 decodes: the data is not broken as a whole
         paths = {src.get(i, seed)["path"] for seed in range(3) for i in range(100)}  # old code: stopped in ~20
     assert {p.rsplit("/", 1)[1] for p in paths} == {f"a{i}.png" for i in range(4)}
-    assert len(src._bad) == 12  # each unreadable file decoded once, then redrawn without a new decode
+    assert len(src.bad) == 12  # each unreadable file decoded once, then redrawn without a new decode
 
 
 def test_a_folder_where_no_file_decodes_stops_in_one_line(tmp_path) -> None:
@@ -141,7 +141,7 @@ def test_a_training_process_names_the_first_corrupt_images_then_counts_them(tmp_
         for i in range(len(src)):
             src.get(i, 0)
     said = [str(w.message) for w in caught if "corrupt image" in str(w.message)]
-    assert len(src._bad) == images.NAMED + 10  # every one skipped
+    assert len(src.bad) == images.NAMED + 10  # every one skipped
     assert len(said) == images.NAMED + 1, said[-2:]  # one line each before: a flood in a long run
     assert all(line.startswith("skipped corrupt image ") for line in said[:-1])
     assert said[-1].startswith(f"{images.NAMED + 1} corrupt images skipped so far") and "data stats" in said[-1]
