@@ -80,14 +80,16 @@ def settled_rule(
 
 
 def _settled_stamps(stamps: tuple[tuple[str, Any], ...], start_ns: int) -> bool:
-    """Whether every file (and its `.aux.xml`) stat and was last changed more than `RACY_NS` before `start_ns`:
-    only then is a rule kept, its stamps sure to move with any later change."""
-    from geodino.io_stamps import RACY_NS
+    """Whether every file (and its `.aux.xml`) stat and was last changed more than `RACY_NS` before `start_ns`, by
+    their ctimes (`io_stamps.changed_recently`, as the header cache judges them: a rewrite dated back to an old mtime
+    by `cp -p` or an archive is fresh by its ctime): only then is a rule kept, its stamps sure to move with any later
+    change."""
+    from geodino.io_stamps import changed_recently
 
-    def old(mtime: int) -> bool:
-        return start_ns - mtime > RACY_NS
+    def fresh(s: Any) -> bool:
+        return changed_recently((s[3], *((s[2][2],) if s[2] is not None else ())), start_ns)
 
-    return all(s is not None and old(s[0]) and (s[2] is None or old(s[2][0])) for _, s in stamps)
+    return all(s is not None and not fresh(s) for _, s in stamps)
 
 
 def _settings(scaling: InputScaling) -> tuple[Any, ...]:

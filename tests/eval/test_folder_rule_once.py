@@ -23,19 +23,26 @@ def _tif(path: Path, dtype: str, value: int) -> None:
         dst.write(np.full((3, 4, 4), value, dtype=dtype))
 
 
-def _folder(root: Path, dtype: str, value: int, aged: bool = True) -> list[Path]:
-    """12 chips in train/val/test class folders; `aged`: dated past `io_stamps.RACY_NS`, so a settled rule is kept."""
-    import os
+@pytest.fixture(autouse=True)
+def _aged(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The memo's clock an hour ahead: files a test writes count as settled (older than `io_stamps.RACY_NS` by their
+    ctime, which a test cannot date back), so a settled rule is kept. A test of fresh files sets the shift to [0]."""
     import time
+    import types
 
-    from geodino.io_stamps import RACY_NS
+    from geodino.eval import folder_rule
 
+    shift = [3600 * 10**9]
+    real = time.time_ns
+    monkeypatch.setattr(folder_rule, "time", types.SimpleNamespace(time_ns=lambda: real() + shift[0]))
+    return shift
+
+
+def _folder(root: Path, dtype: str, value: int) -> list[Path]:
+    """12 chips in train/val/test class folders."""
     files = [root / split / c / f"{i}.tif" for split in ("train", "val", "test") for c in ("a", "b") for i in range(2)]
-    old = time.time_ns() - RACY_NS - 10**9
     for f in files:
         _tif(f, dtype, value)
-        if aged:
-            os.utime(f, ns=(old, old))
     return files
 
 
@@ -125,7 +132,7 @@ def test_memo_keeps_no_backbone_and_each_build_reads_its_own(tmp_path: Path) -> 
     assert scaling.backbone is dn_means
 
 
-def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path) -> None:
+def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path, _aged: list[int]) -> None:
     """A rule settled over files changed within `io_stamps.RACY_NS` is not kept (as the raster index and the probe's
     folder listings): a rewrite in the same tick of a coarse clock (1 s on ext3, HFS+, many NAS; 2 s on FAT) keeps
     mtime and size, and the memo served the rule of the old pixels. Here 16-bit chips of 8-bit DN read by an 8-bit
@@ -134,7 +141,8 @@ def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path) -> No
 
     from geodino.eval.folder_rule import settled_rule
 
-    files = _folder(tmp_path, "uint16", 7, aged=False)
+    _aged[0] = 0  # this machine's clock: the files below were just written
+    files = _folder(tmp_path, "uint16", 7)
     cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
     folders = [tmp_path / s for s in ("train", "val", "test")]
 
@@ -148,5 +156,37 @@ def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path) -> No
         st = os.stat(f)
         _tif(f, "uint16", 700)
         os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _, again = settled_rule(cfg, tmp_path, folders, record, listing)
+    assert "x/10000" in again.fixed[("uint16", 3)][2], again.fixed
+
+
+def test_a_rewrite_dated_back_to_an_old_mtime_is_fresh_by_its_ctime(tmp_path: Path, _aged: list[int]) -> None:
+    """`cp -p`, `touch -d` or an extracted archive date a file's mtime back; its ctime still says it just changed, so
+    a same-size rewrite dated back to the same mtime is settled again (x/255 for 16-bit chips of 8-bit DN, then
+    x/10000 for 16-bit DN). Two guards see it: the ctime in the header stamp the memo is keyed by, and freshness
+    judged by ctime (the second alone decides on a file system whose ctime ticks as coarsely as the rewrite)."""
+    import os
+    import time
+
+    from geodino.eval.folder_rule import settled_rule
+    from geodino.io_stamps import RACY_NS
+
+    _aged[0] = 0  # this machine's clock
+    files = _folder(tmp_path, "uint16", 7)
+    old = time.time_ns() - RACY_NS - 10**9
+    for f in files:
+        os.utime(f, ns=(old, old))
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
+    folders = [tmp_path / s for s in ("train", "val", "test")]
+
+    def listing(d: Path) -> list[Path]:
+        return sorted(d.rglob("*.tif"))
+
+    record = _Recording(0.4)
+    _, first = settled_rule(cfg, tmp_path, folders, record, listing)
+    assert "x*0.00392157" in first.fixed[("uint16", 3)][2]
+    for f in files:
+        _tif(f, "uint16", 700)
+        os.utime(f, ns=(old, old))
     _, again = settled_rule(cfg, tmp_path, folders, record, listing)
     assert "x/10000" in again.fixed[("uint16", 3)][2], again.fixed
