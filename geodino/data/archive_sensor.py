@@ -7,8 +7,9 @@ functions (so patches of its methods still apply)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geodino.data.archive_bands import _unnamed, canonical_scenes
 from geodino.data.rasters import SceneInfo, format_rule
@@ -197,4 +198,25 @@ def _check_positions(archive: RasterArchive, s: Sensor, known: Sequence[str | No
         f"has {', '.join(s.bands)}: file band {i + 1} {name!r} is the sensor's {canon!r} (band "
         f"{s.bands.index(canon) + 1}), so reading them in file order would mix them up; name every band as the "
         f"sensor does" + (f" ({fix})" if fix else "")
+    )
+
+
+def stack_rule_line(source: Any) -> str | None:
+    """One line saying how many scenes of a raster source are read by the DN -> reflectance rule their `geodino data
+    stack` VRT took from the product's metadata (`scene_rules`), and how many by the sensor's; None when none is.
+    Why: a multi-year Sentinel-2 archive mixes processing baselines before and after 04.00 (offset -0.1), and a
+    run that reads them by two rules should say so once at its start (as `data stats` records it), not per scene."""
+    archive = getattr(source, "archive", None)
+    own = getattr(archive, "scene_rules", None)
+    if archive is None or not own:
+        return None
+    rules = Counter(format_rule(scale.ravel().tolist(), offset.ravel().tolist()) for scale, offset in own.values())
+    said = ", ".join(f"{r} for {n}" if len(rules) > 1 else r for r, n in rules.most_common())
+    n = len(archive.scenes)
+    s = archive.sensor
+    sensor = format_rule(archive._sensor_rule(s.scale), archive._sensor_rule(s.offset))
+    return (
+        f"source {getattr(source, 'name', '?')!r}: {len(own)} of {plural(n, 'scene')} read by the rule their "
+        f"`geodino data stack` VRT took from the product's metadata ({said}), {n - len(own)} by sensor "
+        f"{s.name}'s {sensor}"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,11 @@ def probe_data(cfg: PretrainConfig) -> tuple[Any, dict[str, Any] | None]:
     probe_loader = loader_factory(cfg, num_workers=0, max_steps=1, progress=first, pin_memory=False)
     probe = probe_loader(start_step=0, rank=0, world_size=1)
     check_sources_have_pixels(probe.sources, cfg.seed)
+    if first:  # scenes read by their `data stack` VRT's rule (Sentinel-2 baselines >= 04.00): one line a source
+        from geodino.data.archive_sensor import stack_rule_line
+
+        for line in filter(None, map(stack_rule_line, probe.sources)):
+            print(f"geodino: data {line}", file=sys.stderr)
     check_data_fits(cfg, next(iter(probe)))
     from geodino.train.data_extent import training_extent
     from geodino.train.init_from import resolve_init_path

@@ -93,3 +93,28 @@ def test_a_sensor_of_other_units_still_refuses_a_stack_vrt(stacked):
     for vrt in (old, new):
         with pytest.raises(InputError, match=f"raster {vrt} declares physical value = DN \\* 0.0001"):
             RasterArchive([str(vrt)], sensor=dn, bands=BANDS, progress=False)
+
+
+def test_pretraining_says_once_how_many_scenes_read_by_their_stack_rule(stacked, tmp_path, capsys):
+    """Pretraining's data probe says in one line how many scenes of a source are read by their `data stack` VRT's
+    rule and how many by the sensor's (it said nothing: a multi-year archive read by two rules without a word); a
+    source of none says nothing."""
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig
+    from geodino.train.pretrain_build import probe_data
+    from tests.train.conftest import write_config
+
+    old, new, _ = stacked
+
+    def probe(*paths) -> str:
+        source = f"{{type: raster, paths: [{', '.join(map(str, paths))}], tile_size: 32, sensor: sentinel2_l2a}}"
+        over = [f"data.sources=[{source}]", "data.sources.0.bands=[B02, B03, B04]"]
+        probe_data(load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", old), over))
+        return capsys.readouterr().err
+
+    lines = [ln for ln in probe(old, new).splitlines() if "data stack" in ln]
+    assert lines == [
+        "geodino: data source 'source0': 1 of 2 scenes read by the rule their `geodino data stack` VRT took from the "
+        "product's metadata (DN * 0.0001 - 0.1), 1 by sensor sentinel2_l2a's DN * 0.0001 + 0"
+    ]
+    assert "data stack" not in probe(old)
