@@ -90,6 +90,25 @@ def _sequence(value: Any) -> list[Any] | None:
     return None
 
 
+def _name_items(value: Any, key: str, rule: str, *, spaced_numbers: bool = False) -> list[Any]:
+    """The items of a band-names value: a YAML flow list or comma text ("red,nir"; blank items dropped), or a list,
+    tuple or 1-D array; anything else is refused with `rule`. Text of words apart by spaces ("red nir", read whole
+    one band no file or checkpoint has) is refused with `space_rule`, except numbers text ("4 3 2") with
+    `spaced_numbers`, which the caller refuses by its own rule."""
+    if not isinstance(value, str):
+        given = _sequence(value)
+        if given is None:
+            raise _refuse(key, value, rule)
+        return given
+    text = value.strip()
+    listed = _yaml_list(text)
+    if listed is not None:
+        return listed
+    if "," not in text and len(text.split()) > 1 and not (spaced_numbers and _is_number_text(text)):
+        raise _refuse(key, value, *space_rule(key, value))
+    return [b.strip() for b in text.split(",") if b.strip()]
+
+
 def parse_band_names(value: Any, key: str) -> list[str] | None:
     """A data source's `bands` (or `band_names`) as a list of names: None and [] stay None, comma text ("red,nir")
     is split. The names are labels matched against the files' (a file's bands may be called "1", "2"), so numeric
@@ -98,16 +117,7 @@ def parse_band_names(value: Any, key: str) -> list[str] | None:
         return None
     field = key.rsplit(".", 1)[-1]
     rule = f"{field} are band names here (e.g. ['red', 'nir'], or the text 'red,nir')"
-    if isinstance(value, str):
-        listed = _yaml_list(value.strip())
-        if listed is None and "," not in value and len(value.split()) > 1:  # `bands: red nir`: one name "red nir"
-            raise _refuse(key, value, *space_rule(key, value))
-        items: list[Any] = listed if listed is not None else [b.strip() for b in value.split(",") if b.strip()]
-    else:
-        given = _sequence(value)
-        if given is None:
-            raise _refuse(key, value, rule)
-        items = given
+    items = _name_items(value, key, rule)
     if any(_is_number(b) for b in items):
         names = [f"b{b}" if _is_int(b) and b >= 1 else str(b) for b in items]
         raise _refuse(
@@ -147,17 +157,8 @@ def parse_backbone_bands(value: Any, key: str = "bands") -> tuple[int | None, li
         if count < 1:
             raise _refuse(key, value, BACKBONE_BANDS_RULE, "a band count is at least 1")
         return count, None
-    if isinstance(value, str):
-        text = value.strip()
-        listed = _yaml_list(text)
-        if listed is None and "," not in text and len(text.split()) > 1 and not _is_number_text(text):
-            raise _refuse(key, value, *space_rule(key, value))  # "red nir": one band, matched by no checkpoint
-        items: list[Any] = listed if listed is not None else [b.strip() for b in text.split(",") if b.strip()]
-    else:
-        given = _sequence(value)
-        if given is None:
-            raise _refuse(key, value, BACKBONE_BANDS_RULE)
-        items = given
+    # "4 3 2" passes as numbers text: refused below by the rule for band numbers, not the space rule
+    items = _name_items(value, key, BACKBONE_BANDS_RULE, spaced_numbers=True)
     if not items:
         raise _refuse(key, value, BACKBONE_BANDS_RULE, f"leave {key} out to keep the backbone's own")
     if any(_is_number(b) or _is_number_text(b) for b in items):
