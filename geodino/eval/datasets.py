@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval.data_splits import check_split_keys, seeded_subset, split_indices
-from geodino.eval.folder_listing import folder_stamp, list_folder, warn_empty_class_folders
+from geodino.eval.folder_listing import desktop_litter, folder_stamp, list_folder, warn_empty_class_folders
 
 if TYPE_CHECKING:
     from geodino.eval.scaling import InputScaling
@@ -259,14 +259,14 @@ def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
 
 
 def _class_folders(path: Path) -> dict[str, list[Path]]:
-    """{class: its image files (sorted)} for ROOT/<class>/**/*.{jpg,png,tif}. Hidden files and folders are left
-    out at every level, as `embed images` and pretraining's `images` source list a folder: a macOS `._photo.jpg`
-    beside each photo (a copy to a USB disk, `__MACOSX/` from a zip) stopped the probe at the first, "cannot
-    read image"."""
+    """{class: its image files (sorted)} for ROOT/<class>/**/*.{jpg,png,tif}. Hidden files and folders, and a Mac
+    zip's `__MACOSX/`, are left out at every level (`desktop_litter`), as `embed images` and pretraining's `images`
+    source list a folder: a macOS `._photo.jpg` beside each photo (a copy to a USB disk, `__MACOSX/` from a zip)
+    stopped the probe at the first, "cannot read image"."""
     out: dict[str, list[Path]] = {}
     for rel in list_folder(path):
         parts = rel.split(os.sep)
-        if len(parts) > 1 and not any(p.startswith(".") for p in parts):
+        if len(parts) > 1 and not desktop_litter(rel):
             if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
                 out.setdefault(parts[0], []).append(path / rel)
     return {name: sorted(out[name]) for name in sorted(out)}

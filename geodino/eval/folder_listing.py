@@ -10,12 +10,14 @@ listing found no image in.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from geodino.data.paths import MAC_ZIP_DIR
 from geodino.io import content_stamp, files_stamp
 from geodino.io_stamps import RACY_NS  # a folder changed this recently may change again within its mtime's resolution
 
@@ -93,18 +95,34 @@ def _listing(key: str) -> _Listing:
     return listing
 
 
+def desktop_litter(rel: str | Path) -> bool:
+    """Whether a path under a dataset folder (relative to it) is none of its data: it or a folder above it is hidden
+    (a `.DS_Store` Finder rewrites, the `._photo.jpg` AppleDouble file a copy from a Mac leaves beside each file, a
+    `.thumbnails/` folder) or it lies in the `__MACOSX/` folder of a zip made on a Mac. One rule for the class
+    folders a probe reads (`datasets._class_folders`) and the stamp of a dataset root (`folder_stamp`)."""
+    return any(p.startswith(".") or p == MAC_ZIP_DIR for p in os.fspath(rel).split(os.sep))
+
+
 def folder_stamp(root: str | Path, files: Iterable[str | Path] | None = None) -> str:
     """`geodino.io.content_stamp` of a dataset folder (total size, newest mtime, count), from its shared listing:
     the files are stat'ed on every call, so an image rewritten in place under its old name still changes it.
     `files`: the stamp of these files only (the images a dataset reads, its listing keyed apart), without the
     folder's own mtime: a `.DS_Store` (or `._photo.jpg`, `Thumbs.db`) rewritten beside them, which moves the
-    folder's mtime, is no new dataset and its features are not extracted again."""
+    folder's mtime, is no new dataset and its features are not extracted again.
+
+    Without `files` (the torchgeo adapters) every file under the root is stamped, as their file lists name the
+    images, not the label masks, split lists or annotations the dataset also reads; but not `desktop_litter` (a
+    `.DS_Store`, `._x`, `__MACOSX/` a Mac writes into the root made every feature be extracted again) nor the
+    root's own mtime (which a new `.DS_Store` moves): the names of the files kept are hashed instead, so a file
+    renamed or moved (its size and mtime kept) still changes the stamp."""
     if files is not None:
         return files_stamp(0, map(str, files))
     if not os.path.isdir(root):
         return content_stamp(root)
     base = os.path.realpath(root)
-    return files_stamp(os.stat(base).st_mtime_ns, (os.path.join(base, rel) for rel in list_folder(base)))
+    kept = [rel for rel in list_folder(base) if not desktop_litter(rel)]
+    names = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
+    return f"{files_stamp(0, (os.path.join(base, rel) for rel in kept))}|{names}"
 
 
 def warn_empty_class_folders(folder: str | Path, classes: Collection[str], extensions: Collection[str]) -> None:
@@ -112,7 +130,7 @@ def warn_empty_class_folders(folder: str | Path, classes: Collection[str], exten
     they are no class of the dataset, so a probe silently had one class fewer than the folders the user made."""
     key = os.path.realpath(folder)
     subs = sorted(os.path.basename(p) for p, _ in _listing(key).folders if os.path.dirname(p) == key)
-    subs = [name for name in subs if not name.startswith(".")]  # from the shared listing: no walk of its own
+    subs = [name for name in subs if not desktop_litter(name)]  # from the shared listing: no walk of its own
     empty = [name for name in subs if name not in classes]
     if not empty or not classes:  # no class at all is an error of its own
         return
