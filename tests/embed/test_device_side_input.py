@@ -5,6 +5,7 @@ giving the raster the CPU order gives."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,38 +94,56 @@ def test_windows_are_read_in_the_rasters_dtype_and_zero_filled_outside(tmp_path)
         src.close()
 
 
+_OPTS = dict(tile=32, overlap=8, batch_size=3, progress=False, sensor=None, scale=1 / 300, dtype="float32")
+
+
+def _store(path: Path) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def _masked_raster_in_cpu_order(tmp_path: Path, dtype: str) -> tuple[Path, ConvBackbone, np.ndarray]:
+    """A 3-band raster holding a nodata block (masked batches), the toy backbone, and the store the CPU order writes
+    for them with `_OPTS`: what an accelerator order must write bit for bit."""
+    data = random_image(70, 90, c=3, dtype=dtype)
+    data[:, 20:35, 30:60] = 0  # nodata: masked batches
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    return src, bb, _store(embed_raster(src, bb, tmp_path / "cpu.zarr", **_OPTS))
+
+
+def _force_accelerator_order(monkeypatch: pytest.MonkeyPatch, *, pin: bool = False) -> None:
+    """Sweepers built from now on prepare each batch in the main thread, as on a GPU (`pin`: in page-locked
+    memory too, which torch does only with CUDA)."""
+    init = sweep.Sweeper.__init__
+
+    def accelerator_order(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.prep_in_reader = False
+        if pin:
+            self.pin = True
+
+    monkeypatch.setattr(sweep.Sweeper, "__init__", accelerator_order)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
 def test_the_accelerator_order_writes_the_raster_the_cpu_order_writes(tmp_path, monkeypatch, dtype):
     """On a GPU the reader hands the raw batch over and the main thread copies, scales, normalises and masks it on
     the device; forced here on the CPU, that order must store the same bytes, and its batches must cross in the
     raster's dtype (a uint8 batch is a quarter of the float32 bytes)."""
-    data = random_image(70, 90, c=3, dtype=dtype)
-    data[:, 20:35, 30:60] = 0  # nodata: a masked batch
-    src = write_tif(tmp_path / "in.tif", data, nodata=0)
-    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
-    opts = dict(tile=32, overlap=8, batch_size=3, progress=False, sensor=None, scale=1 / 300, dtype="float32")
-
-    def store(path):
-        import rasterio
-
-        with rasterio.open(path) as ds:
-            return ds.read()
-
-    cpu_order = store(embed_raster(src, bb, tmp_path / "cpu.zarr", **opts))
+    src, bb, cpu_order = _masked_raster_in_cpu_order(tmp_path, dtype)
     crossed: list[np.dtype] = []
-    init, prepare = sweep.Sweeper.__init__, sweep.Sweeper._input
-
-    def accelerator_order(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.prep_in_reader = False
+    prepare = sweep.Sweeper._input
 
     def recording(self, tiles):
         crossed.append(tiles.x.dtype)
         return prepare(self, tiles)
 
-    monkeypatch.setattr(sweep.Sweeper, "__init__", accelerator_order)
+    _force_accelerator_order(monkeypatch)
     monkeypatch.setattr(sweep.Sweeper, "_input", recording)
-    device_order = store(embed_raster(src, bb, tmp_path / "device.zarr", **opts))
+    device_order = _store(embed_raster(src, bb, tmp_path / "device.zarr", **_OPTS))
     assert crossed and set(crossed) == {np.dtype(dtype)}
     assert np.isnan(cpu_order).any()  # the nodata block is in the output, so masking was exercised
     np.testing.assert_array_equal(device_order.view(np.uint32), cpu_order.view(np.uint32))
@@ -144,13 +163,7 @@ def test_a_big_endian_cube_embeds_as_its_native_copy(tmp_path, monkeypatch, orde
         return xr.DataArray(values, dims=("band", "y", "x"), coords=coords).rio.write_crs("EPSG:32633")
 
     if order == "accelerator":
-        init = sweep.Sweeper.__init__
-
-        def accelerator_order(self, *args, **kwargs):
-            init(self, *args, **kwargs)
-            self.prep_in_reader = False
-
-        monkeypatch.setattr(sweep.Sweeper, "__init__", accelerator_order)
+        _force_accelerator_order(monkeypatch)
     bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
     opts = dict(tile=32, overlap=8, progress=False, scale=1e-4)
     big = data.astype(">u2")
@@ -170,26 +183,10 @@ def test_a_pinned_batch_takes_its_nodata_mask_from_pinned_memory_and_writes_the_
     without the host waiting (the mask was a blocking copy of a numpy array, negated on the host, per masked batch).
     Pinning forced here on the CPU (torch pins only with CUDA): the mask reaches `_input` as the held tensor, never
     through `torch.from_numpy`, and the raster equals the CPU order's bit for bit."""
-    data = random_image(70, 90, c=3, dtype="uint8")
-    data[:, 20:35, 30:60] = 0  # nodata: masked batches
-    src = write_tif(tmp_path / "in.tif", data, nodata=0)
-    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
-    opts = dict(tile=32, overlap=8, batch_size=3, progress=False, sensor=None, scale=1 / 300, dtype="float32")
-
-    def store(path):
-        import rasterio
-
-        with rasterio.open(path) as ds:
-            return ds.read()
-
-    cpu_order = store(embed_raster(src, bb, tmp_path / "cpu.zarr", **opts))
-    init, prepare, empty, from_numpy = sweep.Sweeper.__init__, sweep.Sweeper._input, torch.empty, torch.from_numpy
+    src, bb, cpu_order = _masked_raster_in_cpu_order(tmp_path, "uint8")
+    prepare, empty, from_numpy = sweep.Sweeper._input, torch.empty, torch.from_numpy
     masks_from_numpy: list[tuple[int, ...]] = []
     masked_batches: list[bool] = []
-
-    def pinned_accelerator_order(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.prep_in_reader, self.pin = False, True
 
     def recording(self, tiles):
         held_valid = getattr(tiles, "held_valid", None)
@@ -204,9 +201,9 @@ def test_a_pinned_batch_takes_its_nodata_mask_from_pinned_memory_and_writes_the_
 
     monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))  # pinning needs CUDA
     monkeypatch.setattr(torch, "from_numpy", spy)
-    monkeypatch.setattr(sweep.Sweeper, "__init__", pinned_accelerator_order)
+    _force_accelerator_order(monkeypatch, pin=True)
     monkeypatch.setattr(sweep.Sweeper, "_input", recording)
-    pinned = store(embed_raster(src, bb, tmp_path / "pinned.zarr", **opts))
+    pinned = _store(embed_raster(src, bb, tmp_path / "pinned.zarr", **_OPTS))
     assert not masks_from_numpy, f"nodata masks of shapes {masks_from_numpy} crossed from numpy"
     assert any(masked_batches)  # batches holding nodata went through `_input`, their masks views of held tensors
     np.testing.assert_array_equal(pinned.view(np.uint32), cpu_order.view(np.uint32))
