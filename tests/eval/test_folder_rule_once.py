@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from rasterio.transform import from_origin
 
 from geodino.data import headers
 from geodino.eval.datasets import DatasetConfig, build_dataset
+
+if TYPE_CHECKING:
+    from geodino.eval.scaling import InputScaling
 
 
 def _tif(path: Path, dtype: str, value: int) -> None:
@@ -46,6 +50,16 @@ def _folder(root: Path, dtype: str, value: int) -> list[Path]:
     return files
 
 
+def _settle(root: Path, backbone: Any) -> tuple[bool, InputScaling]:
+    """`settled_rule` of the image folder dataset `_folder` wrote under `root` (its train/val/test folders, each
+    listed by a recursive glob), for `backbone`."""
+    from geodino.eval.folder_rule import settled_rule
+
+    cfg = DatasetConfig(name="image_folder", root=str(root))
+    folders = [root / s for s in ("train", "val", "test")]
+    return settled_rule(cfg, root, folders, backbone, lambda d: sorted(d.rglob("*.tif")))
+
+
 def test_six_builds_look_each_header_up_once_per_settle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _folder(tmp_path, "uint8", 7)
     lookups: Counter[str] = Counter()
@@ -72,17 +86,9 @@ def test_six_builds_look_each_header_up_once_per_settle(tmp_path: Path, monkeypa
 
 def test_each_build_has_its_own_scaling(tmp_path: Path) -> None:
     """The memo hands each build a copy: a rule one split's reads add is not another split's."""
-    from geodino.eval.folder_rule import settled_rule
-
     _folder(tmp_path, "uint8", 7)
-    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
-    folders = [tmp_path / s for s in ("train", "val", "test")]
-
-    def listing(d: Path) -> list[Path]:
-        return sorted(d.rglob("*.tif"))
-
-    _, first = settled_rule(cfg, tmp_path, folders, None, listing)
-    _, second = settled_rule(cfg, tmp_path, folders, None, listing)
+    _, first = _settle(tmp_path, None)
+    _, second = _settle(tmp_path, None)
     assert second is not first and second.fixed == first.fixed and second.fixed is not first.fixed
     second.rule(np.zeros((1, 4, 4), np.uint16), "elsewhere")  # a file of another kind, fixed for this run only
     assert ("uint16", 1) in second.fixed and ("uint16", 1) not in first.fixed
@@ -105,30 +111,22 @@ def test_memo_keeps_no_backbone_and_each_build_reads_its_own(tmp_path: Path) -> 
     import warnings
     import weakref
 
-    from geodino.eval.folder_rule import settled_rule
-
     _folder(tmp_path, "uint8", 7)
-    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
-    folders = [tmp_path / s for s in ("train", "val", "test")]
-
-    def listing(d: Path) -> list[Path]:
-        return sorted(d.rglob("*.tif"))
-
     first = _Recording(0.4)  # reflectance-unit means: x/255 fits them, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        settled_rule(cfg, tmp_path, folders, first, listing)
+        _settle(tmp_path, first)
     gone = weakref.ref(first)
     del first
     gc.collect()
     assert gone() is None  # the old code: the memo's copy held the first backbone
 
     same = _Recording(0.4)
-    _, scaling = settled_rule(cfg, tmp_path, folders, same, listing)
+    _, scaling = _settle(tmp_path, same)
     assert scaling.backbone is same
     dn_means = _Recording(600.0)  # the same x/255 record, means in DN units: its own warning
     with pytest.warns(UserWarning, match="its means are larger"):
-        _, scaling = settled_rule(cfg, tmp_path, folders, dn_means, listing)
+        _, scaling = _settle(tmp_path, dn_means)
     assert scaling.backbone is dn_means
 
 
@@ -139,24 +137,16 @@ def test_files_written_within_the_racy_window_are_not_kept(tmp_path: Path, _aged
     record (x/255), rewritten with 16-bit DN under the same stamp: the old code kept x/255 (values up to 2.7)."""
     import os
 
-    from geodino.eval.folder_rule import settled_rule
-
     _aged[0] = 0  # this machine's clock: the files below were just written
     files = _folder(tmp_path, "uint16", 7)
-    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
-    folders = [tmp_path / s for s in ("train", "val", "test")]
-
-    def listing(d: Path) -> list[Path]:
-        return sorted(d.rglob("*.tif"))
-
     record = _Recording(0.4)
-    _, first = settled_rule(cfg, tmp_path, folders, record, listing)
+    _, first = _settle(tmp_path, record)
     assert "x*0.00392157" in first.fixed[("uint16", 3)][2]
     for f in files:  # the same tick: another image of the same size and mtime
         st = os.stat(f)
         _tif(f, "uint16", 700)
         os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-    _, again = settled_rule(cfg, tmp_path, folders, record, listing)
+    _, again = _settle(tmp_path, record)
     assert "x/10000" in again.fixed[("uint16", 3)][2], again.fixed
 
 
@@ -168,7 +158,6 @@ def test_a_rewrite_dated_back_to_an_old_mtime_is_fresh_by_its_ctime(tmp_path: Pa
     import os
     import time
 
-    from geodino.eval.folder_rule import settled_rule
     from geodino.io_stamps import RACY_NS
 
     _aged[0] = 0  # this machine's clock
@@ -176,17 +165,11 @@ def test_a_rewrite_dated_back_to_an_old_mtime_is_fresh_by_its_ctime(tmp_path: Pa
     old = time.time_ns() - RACY_NS - 10**9
     for f in files:
         os.utime(f, ns=(old, old))
-    cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
-    folders = [tmp_path / s for s in ("train", "val", "test")]
-
-    def listing(d: Path) -> list[Path]:
-        return sorted(d.rglob("*.tif"))
-
     record = _Recording(0.4)
-    _, first = settled_rule(cfg, tmp_path, folders, record, listing)
+    _, first = _settle(tmp_path, record)
     assert "x*0.00392157" in first.fixed[("uint16", 3)][2]
     for f in files:
         _tif(f, "uint16", 700)
         os.utime(f, ns=(old, old))
-    _, again = settled_rule(cfg, tmp_path, folders, record, listing)
+    _, again = _settle(tmp_path, record)
     assert "x/10000" in again.fixed[("uint16", 3)][2], again.fixed
