@@ -12,14 +12,22 @@ the flock, not the file, is what locks.
 Such leftover lock files (`.geodino.lock`, an output's `.NAME.geodino.lock`) are deliberately not swept the way
 `geodino.io.sweep_temps` sweeps killed runs' temporaries: one is a few bytes, locks nothing while unheld, and the
 next run of that folder or output locks the same file and removes it when it ends; removing it from outside would
-race with a run that has just opened it to lock it."""
+race with a run that has just opened it to lock it.
+
+Job arrays share folders across processes and nodes, so the lock says where its holder runs ("pid 123 on node07"),
+a forked child (a DataLoader worker) does not keep its parent's lock (`_drop_in_child`: workers that outlived a
+killed run kept its folder locked under a dead pid), and a filesystem that cannot lock at all (Lustre mounted
+without `flock`, NFS without its lock daemon) is said once and runs unlocked: it refused every run as "in use by
+another run" before, forever."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -40,7 +48,36 @@ RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output f
 
 HAS_FLOCK = importlib.util.find_spec("fcntl") is not None  # POSIX only
 _LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
-_OUTPUTS: set[str] = set()  # output lock files this process holds (`locked_output`)
+_OUTPUTS: dict[str, IO[str]] = {}  # output lock files this process holds (`locked_output`) -> their handles
+# what a non-blocking flock of a file another process holds fails with (EACCES, EAGAIN: its fcntl emulation on NFS);
+# any other error (ENOLCK, ENOSYS, EOPNOTSUPP, EINVAL) says the filesystem cannot lock at all
+_BUSY = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+_SAID_UNLOCKED: set[str] = set()  # folders whose filesystem was said to lock nothing (once each per process)
+
+
+class _CannotLock(OSError):
+    """The filesystem of a lock file refuses `flock` itself (not: another process holds it)."""
+
+
+def _holder_text() -> str:
+    """What a lock file says of its holder: the pid and, since a job array shares folders across nodes, the host."""
+    import socket
+
+    return f"pid {os.getpid()} on {socket.gethostname() or 'this host'}"
+
+
+def _say_unlocked(lock: Path, exc: OSError) -> None:
+    """One stderr line per folder: its filesystem cannot lock, so a second run into it at once is not stopped."""
+    key = str(lock.parent)
+    if key in _SAID_UNLOCKED:
+        return
+    _SAID_UNLOCKED.add(key)
+    why = exc.strerror or type(exc).__name__
+    print(
+        f"geodino: {lock.parent} is on a filesystem without file locks ({why}); this run goes on unlocked, so make "
+        "sure no other run writes the same output at the same time",
+        file=sys.stderr,
+    )
 
 
 def _same_file(fh: IO[str], path: Path) -> bool:
@@ -56,7 +93,8 @@ def _acquire(lock: Path, busy: Callable[[str], str], replaced: str) -> IO[str]:
     """Open and `flock` the file `lock` without waiting, write this process's id in it and return the handle: the
     one acquire of run folders and outputs. InputError `busy(holder)` when another process holds it; the holder may
     release (and unlink) it between our open and our lock, so the handle is checked to still be the file at `lock`
-    and the new file locked if not (`replaced` after ten tries). OSError when the file cannot be opened."""
+    and the new file locked if not (`replaced` after ten tries). OSError when the file cannot be opened;
+    `_CannotLock` when its filesystem cannot lock (the file is removed again: it locks nothing)."""
     import fcntl
 
     for _ in range(10):
@@ -64,6 +102,11 @@ def _acquire(lock: Path, busy: Callable[[str], str], replaced: str) -> IO[str]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            if exc.errno not in _BUSY:
+                fh.close()
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+                raise _CannotLock(exc.errno, exc.strerror) from exc
             fh.seek(0)
             owner = fh.read().strip() or "another process"
             fh.close()
@@ -75,7 +118,7 @@ def _acquire(lock: Path, busy: Callable[[str], str], replaced: str) -> IO[str]:
         raise InputError(replaced)
     fh.seek(0)
     fh.truncate()
-    fh.write(f"pid {os.getpid()}")
+    fh.write(_holder_text())
     fh.flush()
     return fh
 
@@ -89,14 +132,18 @@ def lock_run_folder(out: Path) -> None:
     if key in _LOCKS:
         return
     path = out / RUN_LOCK
-    fh = _acquire(
-        path,
-        lambda owner: (
-            f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees "
-            "it) or choose another output_dir"
-        ),
-        f"output_dir {out}: its lock file {RUN_LOCK} keeps being replaced; try again",
-    )
+    try:
+        fh = _acquire(
+            path,
+            lambda owner: (
+                f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees "
+                "it) or choose another output_dir"
+            ),
+            f"output_dir {out}: its lock file {RUN_LOCK} keeps being replaced; try again",
+        )
+    except _CannotLock as exc:
+        _say_unlocked(path, exc)
+        return
     _LOCKS[key] = (path, fh, os.getpid())
 
 
@@ -118,6 +165,27 @@ def _release(path: Path, fh: IO[str], pid: int) -> None:
         fh.close()
 
 
+def _drop_in_child() -> None:
+    """After a fork, in the child: let go of the parent's locks. An flock belongs to the open file, which the fork
+    shares, so DataLoader workers (forked) that outlived a killed run kept its folder or output locked, the refusal
+    naming a pid that no longer runs. Each handle's descriptor is pointed at /dev/null rather than closed, so that
+    its number cannot be reused under the handle; the parent's lock is untouched."""
+    handles = [fh for _, fh, _ in _LOCKS.values()] + list(_OUTPUTS.values())
+    if not handles:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fh in handles:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(null, fh.fileno(), inheritable=False)
+    finally:
+        os.close(null)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_drop_in_child)
+
+
 @atexit.register
 def release_all_run_folders() -> None:
     """Release every lock this process still holds: at interpreter exit (distill, and callers that do not release
@@ -136,8 +204,8 @@ def output_lock_path(path: Path) -> Path:
 
 
 def output_holder(path: Path, *, also: str = "") -> str | None:
-    """Who holds the lock of output `path` (`locked_output`), as its lock file says ("pid 123"), or None when no
-    other process does (this one's own lock does not count). `also`: a glob of more lock files beside it that
+    """Who holds the lock of output `path` (`locked_output`), as its lock file says ("pid 123 on node07"), or None
+    when no other process does (this one's own lock does not count). `also`: a glob of more lock files beside it that
     count as the output's (the per-rank locks of `geodino embed --world-size`). A probe, not a lock: the answer
     may change right after."""
     if not HAS_FLOCK:
@@ -152,8 +220,9 @@ def output_holder(path: Path, *, also: str = "") -> str | None:
             with open(p) as fh:  # read-only: a probe never creates a lock file
                 try:
                     fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except OSError:
-                    return fh.read().strip() or "another process"
+                except OSError as exc:
+                    if exc.errno in _BUSY:  # else a filesystem that cannot lock: nobody holds anything there
+                        return fh.read().strip() or "another process"
     return None
 
 
@@ -181,14 +250,17 @@ def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
             ),
             f"{what} {path}: its lock file {lock} keeps being replaced; try again",
         )
+    except _CannotLock as exc:
+        _say_unlocked(lock, exc)
+        fh = None
     except OSError:  # no lock file possible beside it (a missing or read-only parent): the writer says why
         fh = None
     if fh is None:
         yield
         return
-    _OUTPUTS.add(key)
+    _OUTPUTS[key] = fh
     try:
         yield
     finally:
-        _OUTPUTS.discard(key)
+        _OUTPUTS.pop(key, None)
         _release(lock, fh, os.getpid())

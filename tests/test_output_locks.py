@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -92,7 +94,7 @@ def test_export_onto_a_name_another_run_writes_is_refused(tmp_path, capsys):
 def test_the_same_process_may_nest_and_a_released_lock_is_free(tmp_path):
     out = tmp_path / "o"
     with locked_output(out), locked_output(out):  # nested writers in one process: a no-op
-        assert output_lock_path(out).read_text() == f"pid {__import__('os').getpid()}"
+        assert output_lock_path(out).read_text() == f"pid {os.getpid()} on {socket.gethostname()}"
     assert not output_lock_path(out).exists()
     with held_by_another_run(out):
         pass  # free again
