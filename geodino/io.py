@@ -28,7 +28,16 @@ from typing import Any, TypeVar
 
 from geodino.errors import GeoDinoError, InputError
 from geodino.io_stamps import RACY_NS, content_stamp, files_stamp, json_text, vrt_sources
-from geodino.io_temps import STALE_AFTER_S, _named, _remove, sweep_temps, temp_name, writer_tag
+from geodino.io_temps import (
+    OLD_TAIL,
+    STALE_AFTER_S,
+    _named,
+    _remove,
+    aside_name,
+    sweep_temps,
+    temp_name,
+    writer_tag,
+)
 from geodino.run_lock import RUN_LOCK, release_run_folder
 
 __all__ = [
@@ -313,7 +322,7 @@ def _put_in_place(tmp: Path, path: Path, replaces: Callable[[Path], None] | None
             if _is_cwd(path):
                 _replace_files(tmp, path)
                 return
-        old = path.with_name(f".{path.name}.old-{writer_tag()}-{os.getpid()}")
+        old = aside_name(path, f".old-{writer_tag()}-{os.getpid()}", OLD_TAIL)
         os.replace(path, old)
         try:
             os.replace(tmp, path)

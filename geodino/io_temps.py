@@ -20,7 +20,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "legacy_gather_owner", "sweep_held_folder", "sweep_temps", "temp_name", "writer_tag"]
+__all__ = [
+    "NAME_MAX",
+    "OLD_TAIL",
+    "STALE_AFTER_S",
+    "aside_name",
+    "fit_name",
+    "legacy_gather_owner",
+    "sweep_held_folder",
+    "sweep_temps",
+    "temp_name",
+    "writer_tag",
+]
 
 
 def _named(path: Path) -> Path:
@@ -50,11 +61,54 @@ def writer_tag() -> str:
     return tag
 
 
+NAME_MAX = 255  # bytes of one file name on Linux and macOS file systems (ext4, XFS, APFS, ...)
+# what a temporary adds to STEM.SUFFIX: `.`, `.tmp-`, TAG (at most 49), `-`, PID (at most 10), and a name GDAL
+# derives from it (`.L12.tif.aux.xml` of an overview level)
+_TEMP_EXTRA = 1 + 5 + 49 + 1 + 10 + 16
+
+
+def fit_name(name: str, room: int) -> str:
+    """`name` when it has at most `room` UTF-8 bytes, else its start (cut between characters) and `~` and 8 hex
+    of its sha1, `room` bytes in all: hidden siblings of an output (temporaries, asides, records) of a long name
+    (a 250-byte one) went past NAME_MAX, and the write failed. The same name gives the same cut, so a sweep finds
+    what a writer left."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= room:
+        return name
+    head = raw[: max(room - 9, 1)].decode("utf-8", "ignore") or name[:1]
+    return f"{head}~{hashlib.sha1(raw).hexdigest()[:8]}"
+
+
+def _temp_parts(name: str) -> tuple[str, str]:
+    """The stem and suffix a temporary of output `name` carries (`_split`), the stem cut (`fit_name`) when the
+    temporary would pass NAME_MAX; a suffix too long to leave room keeps its last part only (the one formats are
+    told by), or none."""
+    stem, suffix = _split(name)
+    if len(name.encode("utf-8", "surrogateescape")) + _TEMP_EXTRA <= NAME_MAX:
+        return stem, suffix
+    if len(suffix.encode("utf-8", "surrogateescape")) > 32:
+        suffix = Path(name).suffix if len(Path(name).suffix.encode("utf-8", "surrogateescape")) <= 16 else ""
+        stem = name[: len(name) - len(suffix)]
+    return fit_name(stem, NAME_MAX - _TEMP_EXTRA - len(suffix.encode("utf-8", "surrogateescape"))), suffix
+
+
+OLD_TAIL = 5 + 49 + 1 + 10  # bytes of an aside's `.old-TAG-PID` at most (`aside_name`'s reserve for it)
+
+
+def aside_name(path: Path, tail: str, reserve: int = 0) -> Path:
+    """The hidden sibling `.NAME{tail}` of `path` (`.NAME.old-TAG-PID`, `.NAME.partial`, `.NAME.lock`), NAME cut
+    (`fit_name`) to stay within NAME_MAX with `reserve` bytes (at least the tail's) after it: a tail that varies
+    (TAG, PID) passes its most, so that its writer and a sweep cut NAME alike."""
+    room = NAME_MAX - 1 - max(reserve, len(tail.encode("utf-8", "surrogateescape")))
+    return path.with_name(f".{fit_name(path.name, room)}{tail}")
+
+
 def temp_name(path: str | Path) -> Path:
     """The temporary sibling used while `path` is being written (same folder, so rename is atomic):
-    `.STEM.tmp-TAG-PID.SUFFIX`, TAG from `writer_tag`, so that `sweep_temps` can tell a killed run's."""
+    `.STEM.tmp-TAG-PID.SUFFIX`, TAG from `writer_tag`, so that `sweep_temps` can tell a killed run's; STEM cut
+    for a long name (`_temp_parts`)."""
     path = _named(Path(path).expanduser())
-    stem, suffix = _split(path.name)
+    stem, suffix = _temp_parts(path.name)
     return path.with_name(f".{stem}.tmp-{writer_tag()}-{os.getpid()}{suffix}")
 
 
@@ -134,12 +188,13 @@ def sweep_temps(path: str | Path) -> list[Path]:
     (`_killed`); other targets' temporaries and live writers' are kept. Best effort: what cannot be listed or
     removed stays. Says once on stderr what was removed; returns it."""
     path = _named(Path(path).expanduser())
-    stem, suffix = _split(path.name)
+    stem, suffix = _temp_parts(path.name)
     derived = r"(?:\..+)?" if suffix else ""
     patterns = [re.compile(rf"\.{re.escape(stem)}\.tmp-{_OWNER}{re.escape(suffix)}{derived}")]
+    aside = aside_name(path, ".old-", OLD_TAIL).name
     if path.exists() or path.is_symlink():  # else the aside is the only whole copy of the earlier output: kept
-        patterns.append(re.compile(rf"\.{re.escape(path.name)}\.old-{_OWNER}"))
-    starts = (f".{stem}.tmp-", f".{path.name}.old-", *_legacy_gather_start(path))
+        patterns.append(re.compile(rf"{re.escape(aside)}{_OWNER}"))
+    starts = (f".{stem}.tmp-", aside, *_legacy_gather_start(path))
     doomed: list[tuple[Path, int]] = []
     try:
         names = [e.name for e in os.scandir(path.parent) if e.name.startswith(starts)]

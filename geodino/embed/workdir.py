@@ -18,6 +18,7 @@ from typing import Any
 from geodino.embed.input_stamp import input_change, keep_input_record
 from geodino.errors import GeoDinoError, InputError
 from geodino.io import atomic_path
+from geodino.io_temps import aside_name
 
 __all__ = [
     "DONE",
@@ -48,6 +49,7 @@ __all__ = [
 PLAN_FILE = "plan.json"
 STORE = "store.zarr"
 DONE = "done"
+_OUTS: dict[Path, Path] = {}  # work folder -> output, of `work_dir_for` in this process (a cut name has no inverse)
 
 
 class WorkDirGone(InputError):
@@ -55,14 +57,17 @@ class WorkDirGone(InputError):
 
 
 def work_dir_for(out: Path) -> Path:
-    """The deterministic work folder of an output (shared by resumed runs and parallel ranks)."""
-    return out.with_name(f".{out.name}.partial")
+    """The deterministic work folder of an output (shared by resumed runs and parallel ranks): `.NAME.partial`, a
+    long NAME cut (`aside_name`) so that it stays a valid file name."""
+    _OUTS[work := aside_name(out, ".partial")] = out
+    return work
 
 
 def output_of(work: Path) -> Path:
     """The output whose work folder is `work` (the inverse of `work_dir_for`)."""
     name = work.name
-    return work.with_name(name[1 : -len(".partial")] if name.startswith(".") and name.endswith(".partial") else name)
+    inverse = name[1 : -len(".partial")] if name.startswith(".") and name.endswith(".partial") else name
+    return _OUTS.get(work) or work.with_name(inverse)
 
 
 @contextlib.contextmanager
