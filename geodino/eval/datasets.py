@@ -120,7 +120,9 @@ class ProbeDataset(Dataset):
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
         # the files' sizes and mtimes: an image rewritten in place under its old name is a new dataset for the
-        # feature cache (computed once per dataset, subsets share it; the folder listing is shared by the splits)
+        # feature cache (computed once per dataset, subsets share it; the folder listing is shared by the splits).
+        # No `stamp` (the torchgeo adapters): the whole root, whose label masks, split lists and annotations their
+        # file lists do not name, less what a Mac writes there (`folder_listing.desktop_litter`)
         self.stamp = folder_stamp(self.root) if stamp is None else stamp
         self.key = (
             f"{name}|{self.root}|{split}|{','.join(self.bands)}|{extra_key}|n={len(self.indices)}:{sub}|{self.stamp}"
