@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from geodino.errors import GeoDinoError, InputError
 from geodino.io_stamps import RACY_NS, content_stamp, files_stamp, json_text, vrt_sources
 from geodino.io_temps import (
+    NAME_MAX,
     OLD_TAIL,
     STALE_AFTER_S,
     _named,
@@ -170,6 +171,7 @@ def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     from geodino.config import true_or_false
 
     path = _named(Path(path).expanduser())
+    refuse_long_name(path)
     if path.exists() and not true_or_false(overwrite, "overwrite"):
         raise InputError(
             f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it, or choose "
@@ -180,9 +182,22 @@ def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     return path
 
 
+def refuse_long_name(path: Path, what: str = "output") -> None:
+    """A part of `path` longer than a file name may be (NAME_MAX bytes): one line naming it, before any work (the
+    OS's `File name too long` came as a traceback from the first stat of the path)."""
+    for part in path.parts:
+        if (n := len(part.encode("utf-8", "surrogateescape"))) > NAME_MAX:
+            raise InputError(
+                f"{what} {path}: the name {part[:24]}...{part[-12:]} is {n} bytes, more than the {NAME_MAX} a file "
+                "or folder name may have; choose a shorter name"
+            )
+
+
 def refuse_folder_in_the_way(path: Path) -> None:
     """A file output (one with a suffix other than .zarr) whose name an existing folder holds: --overwrite replaces
-    outputs, never a folder of other content, so stop before any work with one line."""
+    outputs, never a folder of other content, so stop before any work with one line; a name too long first
+    (`refuse_long_name`)."""
+    refuse_long_name(path)
     if path.is_dir() and not path.is_symlink() and path.suffix and path.suffix.lower() != ".zarr":
         raise InputError(
             f"output {path} is an existing folder, and a {path.suffix} output is a file; remove or rename the "
@@ -281,6 +296,7 @@ def atomic_path(
     (Zarr chunks) are not, one by one: too costly; often rewritten records (embed progress) pass durable=False.
     """
     path = _named(Path(path))
+    refuse_long_name(path)
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it")
     if not path.name:

@@ -61,3 +61,23 @@ def test_embed_work_folder_of_a_long_name(tmp_path) -> None:
     assert output_of(work) == out and work_dir_for(out) == work
     short = tmp_path / "f.tif"
     assert work_dir_for(short).name == ".f.tif.partial" and output_of(tmp_path / ".f.tif.partial") == short
+
+
+def test_an_output_name_past_name_max_is_one_line_before_any_work(tmp_path, capsys) -> None:
+    """A 300-byte output name: the first stat of it raised `File name too long` with a traceback (exit code 1)."""
+    import numpy as np
+    import pytest
+
+    from geodino import cli
+    from geodino.errors import InputError
+    from tests.helpers import write_tif
+
+    out = tmp_path / f"{'y' * 300}.yaml"
+    with pytest.raises(InputError, match=r"is 305 bytes, more than the 255 a file or folder name may have"):
+        with atomic_path(out) as tmp:
+            tmp.write_text("never")
+    scene = write_tif(tmp_path / "s.tif", np.ones((2, 16, 16), np.uint16))
+    assert cli.main(["data", "stats", str(scene), "--out", str(out), "--samples", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"geodino: error: output {out}: the name yyy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
