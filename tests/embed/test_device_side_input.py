@@ -4,6 +4,7 @@ giving the raster the CPU order gives."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -135,16 +136,19 @@ def test_the_accelerator_order_writes_the_raster_the_cpu_order_writes(tmp_path, 
     raster's dtype (a uint8 batch is a quarter of the float32 bytes)."""
     src, bb, cpu_order = _masked_raster_in_cpu_order(tmp_path, dtype)
     crossed: list[np.dtype] = []
+    in_main: list[bool] = []
     prepare = sweep.Sweeper._input
 
     def recording(self, tiles):
         crossed.append(tiles.x.dtype)
+        in_main.append(threading.current_thread() is threading.main_thread())
         return prepare(self, tiles)
 
     _force_accelerator_order(monkeypatch)
     monkeypatch.setattr(sweep.Sweeper, "_input", recording)
     device_order = _store(embed_raster(src, bb, tmp_path / "device.zarr", **_OPTS))
     assert crossed and set(crossed) == {np.dtype(dtype)}
+    assert all(in_main)  # prepared by the main thread: the CPU order prepares in the reader thread
     assert np.isnan(cpu_order).any()  # the nodata block is in the output, so masking was exercised
     np.testing.assert_array_equal(device_order.view(np.uint32), cpu_order.view(np.uint32))
 
