@@ -8,14 +8,14 @@ readers': rasterio for GeoTIFF/VRT/IMG/JPEG 2000 (`RASTERIO_SUFFIXES`, or every 
 the raster archive reads them), Pillow for photos and chips (PNG, JPEG, WebP, BMP), whose size is given upright as
 `geodino.eval.datasets.read_array` turns them (a phone stores a portrait sideways with EXIF orientation 6 or 8).
 
-Headers are cached per local file for the run, keyed by path, mtime, size and ctime, and those of its `.aux.xml`
-sidecar (a rewritten file or sidecar is read again; `header_stamp`), once both are older than `io_stamps.RACY_NS`
-by the later of their ctime and mtime: a rewrite within one tick of a coarse clock keeps the stat, so a file (or
-sidecar) changed that recently is read at each ask, uncached (a folder written within ~5 min costs a header read
-per ask, never a stale header). An image-folder dataset settles its band count and DN rule over every split's files
-(`geodino.eval.folder_rule`), `embed images` checks the band counts, then the dtypes and declared rules, then the
-footprints (CRS and transform) of the same files, `data stats` asks for the first raster up to four times. A cache
-here serves them all without threading a header through their signatures.
+Headers are cached per local file for the run, and across runs on disk (`geodino.data.header_store`), keyed by
+path, mtime, size and ctime, and those of its `.aux.xml` sidecar (a rewritten file or sidecar is read again;
+`header_stamp`), once both are older than `io_stamps.RACY_NS` by their ctime: a rewrite within one tick of a coarse
+clock keeps the stat, so a file (or sidecar) changed that recently is read at each ask, uncached (a folder written
+within ~5 min costs a header read per ask, never a stale header). An image-folder dataset settles its band count
+and DN rule over every split's files (`geodino.eval.folder_rule`), `embed images` checks the band counts, then the
+dtypes and declared rules, then the footprints (CRS and transform) of the same files, `data stats` asks for the
+first raster up to four times. A cache here serves them all without threading a header through their signatures.
 rasterio reads a header without GDAL's listing of the file's folder (`no_folder_listing`).
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.paths import RASTER_EXTS
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -49,6 +49,7 @@ __all__ = [
     "no_folder_listing",
     "read_error",
     "read_header",
+    "reader_kind",
     "tiff_cut_short",
 ]
 
@@ -214,6 +215,8 @@ def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
         if _young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
             return _read(name, reader)
         return _cached(name, reader, stamp)
+    except ConfigError:  # a setting of the header store (`header_store.store_path`), not the file
+        raise
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "the header does not read"
         raise HeaderError(
             f"cannot read the header of image {name} ({type(exc).__name__}: {exc}); check the file or remove it"
@@ -296,8 +299,16 @@ Stamp = tuple[int, int, "tuple[int, int, int] | None", int]
 
 @functools.lru_cache(maxsize=1 << 16)
 def _cached(name: str, reader: str, stamp: Stamp) -> ImageHeader:
-    """`_read`, once per (file, reader, `header_stamp`); failures are not cached (they raise)."""
-    return _read(name, reader)
+    """`_read`, once per (file, reader, `header_stamp`), and once across processes: what an earlier process read
+    of the file as it is now comes from the store on disk (`geodino.data.header_store`); failures are not cached
+    (they raise)."""
+    from geodino.data import header_store
+
+    head = header_store.lookup(name, reader, stamp)
+    if head is None:
+        head = _read(name, reader)
+        header_store.keep(name, reader, stamp, head)
+    return head
 
 
 def header_stamp(path: str | Path) -> Stamp | None:
@@ -334,10 +345,15 @@ def _sidecar_stamp(name: str) -> tuple[int, int, int] | None:
     return st.st_mtime_ns, st.st_size, st.st_ctime_ns
 
 
-def _read(name: str, reader: str) -> ImageHeader:
+def reader_kind(name: str, reader: str) -> str:
+    """The library that reads the header of `name`: "rasterio" (`reader="rasterio"` or its suffix) or "pillow"."""
     if reader == "rasterio" or os.path.splitext(name)[1].lower() in RASTERIO_SUFFIXES:
-        return _rasterio_header(name)
-    return _pillow_header(name)
+        return "rasterio"
+    return "pillow"
+
+
+def _read(name: str, reader: str) -> ImageHeader:
+    return _rasterio_header(name) if reader_kind(name, reader) == "rasterio" else _pillow_header(name)
 
 
 def _rasterio_header(name: str) -> ImageHeader:
