@@ -62,13 +62,13 @@ def check_bit_depth(
         )
     if dt in (np.dtype(np.uint16), np.dtype(np.int16)) and top is not None and top > 255 and scales_8bit(sensor):
         where = setting or "the source's sensor"
-        # `data stats` without --scale writes scale 1 for 16-bit DN (DN read as reflectance): the scale is the fix
+        # a sensor of the imagery's DN scale is the fix (`data stats` reads 16-bit DN / 10000 without --scale)
         stats = "geodino data stats store.zarr --type cube" if kind == "datacube" else "geodino data stats scene.tif"
         raise error(
             f"{kind} {name} is 16-bit ({dt.name}, values up to {top}) but sensor {sensor.name!r} scales 8-bit DN "
             f"(1/255: reflectance up to {top / 255:.1f}); set {where} to your imagery's, written with its DN scale "
-            f"(`{stats} --scale 0.0001 --out my.yaml` for reflectance x 10000; without --scale, DN of files declaring "
-            "no scale are kept as reflectance) or convert the files to 8 bits"
+            f"(`{stats} --scale 0.0001 --out my.yaml` for reflectance x 10000, the default for 16-bit DN of files "
+            "declaring no scale) or convert the files to 8 bits"
         )
 
 

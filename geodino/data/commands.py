@@ -52,8 +52,8 @@ def _add_stats(sub: Any) -> None:
         "--scale",
         type=float,
         default=None,
-        help="DN -> reflectance factor (default: --sensor's, else the files' declared scale, else 1/255 for uint8 "
-        "and 1 otherwise)",
+        help="DN -> reflectance factor (default: --sensor's, else the files' declared scale, else by dtype: 1/255 "
+        "for uint8, 1/10000 for uint16 and int16, 1 for floats; other integer types need it)",
     )
     s.add_argument(
         "--offset",

@@ -69,8 +69,8 @@ def _base_sensor(
 ) -> Sensor:
     """The sensor the tiles are read with: the named one (its scale and offset each overridden when given), else a
     neutral one (mean 0, std 1) with the files' (or the first datacube's) band names and, for whichever of scale and
-    offset is not given, what the first file declares (GDAL scale/offset tags, CF scale_factor/add_offset), else a
-    scale guessed from the dtype and offset 0;
+    offset is not given, what the first file declares (GDAL scale/offset tags, CF scale_factor/add_offset), else the
+    dtype rule's scale (`_dtype_scale`) and offset 0;
     `alpha`: the first raster's alpha bands, left out of the statistics; `bands`: the datacube bands read (when
     `band_names` does not name every band of the store)."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
@@ -99,8 +99,8 @@ def _base_sensor(
         if declared is not None:
             scale = declared[0] if scale is None else scale
             offset = declared[1] if offset is None else offset
-        if scale is None:
-            scale = 1 / 255 if dtype == "uint8" else 1.0
+        if scale is None:  # the dtype rule every reader applies (uint16 / 10000): not DN kept as reflectance
+            scale = _dtype_scale(dtype, paths, type)
         offset = 0.0 if offset is None else offset
         # a file whose colour interpretation names them (colour_bands), else band names a built-in sensor knows
         # (Sentinel-2 B02..B12): its RGB bands, for previews
@@ -141,6 +141,25 @@ def _base_sensor(
         if offset is not None:
             base = dataclasses.replace(base, offset=offset)
     return base
+
+
+def _dtype_scale(dtype: str, paths: Any, type: str) -> float:
+    """The DN -> reflectance factor of data of `dtype` that declares no rule: the dtype rule embed, the probes and
+    `FrozenBackbone.preprocess` read (`geodino.data.dtype_rule`: uint8 / 255, uint16 and int16 / 10000, floats as
+    given). Scale 1 for 16-bit DN kept them as reflectance: the YAML's mean/std agreed with it, but every step that
+    takes pixels as reflectance did not (the RGB colour jitter clamps to 0..1, so each crop of a 3-band uint16
+    archive came out one flat colour; the `bright` cloud rule of curate; a backbone normalised for reflectance). A
+    type without a default (int8, 32/64-bit integers) is refused naming --scale; complex data is left to the
+    source's `check_real` line (rasterio's complex_int16 has no numpy dtype)."""
+    from geodino.data.dtype_rule import dtype_divisor
+
+    if "complex" in str(dtype):
+        return 1.0
+    fix = (
+        "if it is imagery, pass --scale FACTOR, its DN -> reflectance factor (--scale 1 reads the values as they are; "
+    )
+    fix += "scale= in Python), or --sensor NAME"
+    return 1 / dtype_divisor(dtype, _first_named(paths, type) if type in ("raster", "cube") else "the images", fix)
 
 
 def compute_stats(

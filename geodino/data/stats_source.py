@@ -38,7 +38,7 @@ def _checked_arguments(
             f"--scale {f'{float(scale):g}' if np.ndim(scale) == 0 else scale} (scale= in Python) must be a positive DN "
             "-> reflectance "
             "factor (e.g. 0.0001 for Sentinel-2 DN); pass one, or leave --scale out to use the files' declared scale, "
-            "else 1/255 for uint8 and 1 otherwise"
+            "else the dtype rule (uint8 / 255, uint16 and int16 / 10000, floats as given)"
         )
     from geodino.config import whole_number
     from geodino.data.config import band_list, check_source_type

@@ -1,5 +1,5 @@
 """The 16-bit refusal (16-bit values above 255 with a sensor of 8-bit DN) pointed to `geodino data stats` "without
---sensor"; that writes scale 1 for uint16 (DN read as reflectance, which `geodino embed` then warns about). It now
+--sensor"; that wrote scale 1 for uint16 (DN read as reflectance, which `geodino embed` then warns about). It now
 gives the command with --scale, and following it gives a sensor the same data passes with."""
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ def test_the_16_bit_refusal_names_data_stats_with_a_dn_scale(tmp_path):
     assert "`geodino data stats scene.tif --scale 0.0001 --out my.yaml`" in said, said
     assert "without --sensor writes one" not in said
     assert "convert the files to 8 bits" in said
-    # why --scale: without it the 16-bit DN are kept as reflectance; with it the sensor reads them as the hint says
+    # the hint's --scale 0.0001 is the dtype rule data stats applies to 16-bit DN without it (test_stats_dtype_scale)
     plain, _ = compute_stats(str(p), samples=4, tile_size=16, progress=False)
     scaled, _ = compute_stats(str(p), scale=0.0001, samples=4, tile_size=16, progress=False)
-    assert float(np.max(plain.scale)) == 1.0 and 0.03 < float(np.mean(scaled.mean)) < 0.4
+    assert float(np.max(plain.scale)) == 0.0001 and 0.03 < float(np.mean(scaled.mean)) < 0.4
+    np.testing.assert_allclose(plain.mean, scaled.mean)
 
 
 def test_a_datacube_refusal_names_the_cube_type():

@@ -48,10 +48,11 @@ def test_data_stats_reads_a_folder_of_cubes(folder):
 
     sensor, prov = compute_stats(str(folder), type="cube", tile_size=16, samples=4, progress=False)
     assert sensor.bands == ("B02", "B03", "B04")
-    # every pixel of both stores: 1000/1100 and 3000/3100 DN, 256 each -> mean 2050, population std 1001.25
+    # every pixel of both stores: 1000/1100 and 3000/3100 DN, 256 each -> mean 2050, population std 1001.25 (in DN;
+    # uint16 is read by the dtype rule, DN / 10000)
     assert prov["tile_size"] == 16 and list(prov["pixels"]) == [512] * 3
-    assert np.allclose(sensor.mean, [2050.0] * 3)
-    assert np.allclose(sensor.std, [1001.25 * np.sqrt(512 / 511)] * 3, rtol=1e-5)
+    assert np.allclose(sensor.mean, [0.205] * 3)
+    assert np.allclose(sensor.std, [0.100125 * np.sqrt(512 / 511)] * 3, rtol=1e-5)
 
 
 def test_train_kind_and_legacy_auto(folder):

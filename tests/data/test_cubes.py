@@ -193,16 +193,17 @@ def test_data_stats_on_cubes_equals_numpy_on_the_store(tmp_path, capsys):
     np.testing.assert_allclose(sensor.mean, mean, atol=2e-6)
     np.testing.assert_allclose(sensor.std, std, atol=2e-6)
     assert prov["pixels"] == [n] * 3
-    # a sampled grid when the windows exceed --samples; a NetCDF file (int16: NetCDF-3) without --scale: scale 1
+    # a sampled grid when the windows exceed --samples; a NetCDF file (int16: NetCDF-3) without --scale: the dtype
+    # rule's 1/10000
     sensor, prov = compute_stats(str(times), type="cube", samples=5, tile_size=8, progress=False)
     assert prov["tiles"] == 5 and prov["method"] == "uniform sample of 60 grid windows"
     nc = tmp_path / "c.nc"
     _cube(data.astype("int16")).to_dataset().to_netcdf(nc, engine="scipy")
     sensor, prov = compute_stats(str(nc), type="cube", progress=False)
-    mean, std, n = numpy_stats(data, 1.0)
-    assert sensor.bands == ("B1", "B2", "B3") and sensor.scale == 1.0
-    np.testing.assert_allclose(sensor.mean, mean, rtol=1e-6)
-    np.testing.assert_allclose(sensor.std, std, rtol=1e-6)
+    mean, std, n = numpy_stats(data, 1e-4)
+    assert sensor.bands == ("B1", "B2", "B3") and sensor.scale == 1e-4
+    np.testing.assert_allclose(sensor.mean, mean, atol=2e-6)
+    np.testing.assert_allclose(sensor.std, std, atol=2e-6)
     # the names must fit the store's bands: one line, exit 2
     argv = ["data", "stats", "--type", "cube", str(store), "--out", str(tmp_path / "x.yaml"), "--band-names", "a"]
     capsys.readouterr()  # this command's stderr only

@@ -127,7 +127,7 @@ def test_a_store_without_a_rule_keeps_the_dtype_default(tmp_path):
 
     store = _store(tmp_path / "dn.zarr", _data(), {"_FillValue": 0})
     sensor, _ = compute_stats(store, type="cube", progress=False)
-    assert sensor.scale == 1.0 and sensor.offset == 0.0
+    assert sensor.scale == 1e-4 and sensor.offset == 0.0  # the dtype rule: uint16 / 10000 (test_stats_dtype_scale)
 
 
 def test_a_store_of_one_variable_per_band_gives_every_band_without_bands(tmp_path):
