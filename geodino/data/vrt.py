@@ -280,7 +280,8 @@ def _coverage_mask(
 def _local_source(path: Path, folder: Path | None, *, always: bool = False) -> tuple[str, bool]:
     """(name, relative): `path` relative to `folder` when in or below it (gdalbuildvrt's rule), else absolute;
     with `always`, relative wherever it is (`../../s2/B02.tif`; absolute only where no relative path exists, as
-    between Windows drives), through links as named (not their targets): the links travel with a moved tree."""
+    between Windows drives), through links as named (not their targets): the links travel with a moved tree; from
+    the folder's real place when it is reached through a link (`..` leaves a folder where it really is)."""
     import os
 
     full = Path(path).resolve()
@@ -288,6 +289,9 @@ def _local_source(path: Path, folder: Path | None, *, always: bool = False) -> t
         try:
             if always:
                 rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+                if os.path.realpath(os.path.join(real := os.path.realpath(folder), rel)) != str(full):  # elsewhere
+                    rel = os.path.relpath(os.path.abspath(path), real)  # the file's own links kept, if that leads
+                    rel = rel if os.path.realpath(os.path.join(real, rel)) == str(full) else os.path.relpath(full, real)
             else:
                 rel = os.path.relpath(full, Path(folder).resolve())
         except ValueError:  # another drive

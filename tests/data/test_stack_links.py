@@ -59,3 +59,17 @@ def test_files_in_the_vrt_folder_stay_relative(tmp_path, relative):
     _lake(tmp_path)
     (vrt,) = stack_scenes(tmp_path / "lake", ["B02", "B11"], tmp_path / "lake", relative=relative)
     assert '<SourceFilename relativeToVRT="1">s1/B02.tif</SourceFilename>' in vrt.read_text()
+
+
+def test_relative_paths_from_an_output_folder_reached_through_a_link(tmp_path):
+    """--out a link to a folder elsewhere (`out -> other/a/b`): the VRT named ../root/s1/B02.tif from the link's
+    place, but `..` leaves the folder where it really is (other/a), so no band read; the name now leads there from
+    the folder's real place."""
+    lake = _lake(tmp_path)
+    (tmp_path / "other" / "a" / "b").mkdir(parents=True)
+    os.symlink(tmp_path / "other" / "a" / "b", tmp_path / "out", target_is_directory=True)
+    (vrt,) = stack_scenes(lake.parent, ["B02", "B11"], tmp_path / "out" / "vrts", relative=True)
+    assert '<SourceFilename relativeToVRT="1">../../../../lake/s1/B02.tif</SourceFilename>' in vrt.read_text()
+    for path in (vrt, tmp_path / "other" / "a" / "b" / "vrts" / "s1.vrt"):
+        with rasterio.open(path) as src:
+            np.testing.assert_array_equal(src.read(1), 7)
