@@ -181,6 +181,12 @@ class RasterSource(WindowedSource):
         try:  # the training reader on this thread's own handle: one read, the one validity rule
             return read_window(self._src, self.bands, x0, y0, x1 - x0, y1 - y0, nodata=self.info.nodata, use_mask=True)
         except rasterio.errors.RasterioError as exc:
+            gone = next((one_line(e) for e in (exc.__cause__, exc) if "No such file or directory" in str(e)), "")
+            if gone:  # a file a VRT names is missing: not this file's fault (it said "truncated or corrupt")
+                raise InputError(
+                    f"cannot read raster {self.path} at rows {y0}..{y1}, columns {x0}..{x1}: a file it names is "
+                    f"missing ({gone}); restore it, or re-create {self.path}"
+                ) from exc
             raise InputError(
                 f"cannot read raster {self.path} at rows {y0}..{y1}, columns {x0}..{x1}: "
                 f"the file is truncated or corrupt; re-download or re-create it (`gdalinfo -checksum {self.path}` "
