@@ -16,10 +16,18 @@ An entry written before records nothing: it is adopted, its rows trusted unless 
 time) after the entry was written, and its record written. A file changed within `file_stamps.RACY_NS` of being
 recorded (the time's resolution plus a file server's clock skew) may change again unseen within that resolution, so
 it is hashed on the next hit too.
+
+Entry and record are replaced one after the other, each atomically, so runs sharing a cache (a job array) could pair
+an entry with the record of another write of it: one run read the entry, another replaced entry and record, and the
+first checked the old entry's rows against the new record, which vouched for an image changed since the old rows.
+So each entry names its record (`entry_tag`, in its metadata; the record holds it as `entry`, a digest of the rows
+the entry was computed from: the same files give the same tag, and the same bytes), and an entry whose record names
+another write is extracted anew. An entry and a record written before the tag both name none and stay a pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -30,7 +38,7 @@ from typing import Any
 
 from geodino.errors import plural
 
-__all__ = ["current_features", "keep_record", "take_record"]
+__all__ = ["current_features", "entry_tag", "keep_record", "take_record"]
 
 RECORD_VERSION = 1
 
@@ -75,16 +83,27 @@ def take_record(dataset: Any) -> dict[str, Any] | None:
     return {"version": RECORD_VERSION, "taken_ns": taken, "files": [_row(p, n) for p, n in zip(*rows)]}
 
 
-def keep_record(entry: Path, record: dict[str, Any] | None) -> None:
-    """Write `record` beside the cache entry just written; a refused write leaves none (the entry is then adopted
-    next time: its files are checked by their change time)."""
+def entry_tag(record: dict[str, Any] | None) -> str:
+    """The tag that pairs an entry with its record: a digest of the record's rows ("" for a dataset without files)."""
+    if record is None:
+        return ""
+    return hashlib.sha256(json.dumps(record["files"], separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+class _OtherWrite(Exception):
+    """The record beside an entry belongs to another write of it (a run beside this one replaced both since)."""
+
+
+def keep_record(entry: Path, record: dict[str, Any] | None, tag: str = "") -> None:
+    """Write `record` beside the cache entry just written (whose `entry_tag` is `tag`); a refused write leaves none
+    (the entry is then adopted next time: its files are checked by their change time)."""
     from geodino.io import atomic_path
 
     if record is None:
         return
     try:
         with atomic_path(record_path(entry), durable=False) as tmp:
-            tmp.write_text(json.dumps(record, separators=(",", ":")))
+            tmp.write_text(json.dumps({**record, "entry": tag}, separators=(",", ":")))
     except OSError:  # the cache is optional; the entry's write already warned about a refusing folder
         return
 
@@ -124,15 +143,18 @@ def _same(was: list[Any], path: str, taken_ns: int) -> tuple[bool, list[Any]]:
     return same, was if now is None else [was[0], *now]
 
 
-def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bool] | None:
+def stale_rows(entry: Path, dataset: Any, tag: str = "") -> tuple[list[int], dict[str, Any], bool] | None:
     """(stale rows, the record of the rows kept, whether that record differs from the one on disk) of the cache
-    entry `entry` of `dataset`; None when the dataset is not made of files."""
+    entry `entry` of `dataset` as read (its `entry_tag` is `tag`); None when the dataset is not made of files.
+    `_OtherWrite` when the record on disk is that of another write of the entry."""
     rows = row_paths(dataset)
     if rows is None:
         return None
     paths, names = rows
     start = time.time_ns()
     record = _read_record(entry, names)
+    if record is not None and record.get("entry", "") != tag:
+        raise _OtherWrite(entry)
     if record is None:  # written before records were kept (or its record lost): adopted, by change time
         from geodino.embed import file_stamps
 
@@ -167,12 +189,17 @@ def current_features(
     *,
     batch_size: int,
     redo: Callable[[Any], Any],
-    save: Callable[[Path, Any], bool],
+    save: Callable[[Path, Any, str], bool],
+    tag: str = "",
 ) -> Any:
-    """The cached FeatureSet `fs` of `dataset` (read from `entry`) with the rows of changed files computed again by
-    `redo(subset)` in their batches of a full run, the entry and its record rewritten (`save`); `fs` itself when
-    nothing changed, None when the split must be extracted anew (a record that does not fit, another transform)."""
-    found = stale_rows(entry, dataset)
+    """The cached FeatureSet `fs` of `dataset` (read from `entry`, whose `entry_tag` is `tag`) with the rows of
+    changed files computed again by `redo(subset)` in their batches of a full run, the entry and its record rewritten
+    (`save(entry, fs, tag)`); `fs` itself when nothing changed, None when the split must be extracted anew (a record
+    that does not fit or is another write's, another transform)."""
+    try:
+        found = stale_rows(entry, dataset, tag)
+    except _OtherWrite:
+        return None
     if found is None:
         return fs
     stale, record, changed = found
@@ -180,7 +207,7 @@ def current_features(
         return None
     if not stale:
         if changed:
-            keep_record(entry, record)
+            keep_record(entry, record, tag)
         return fs
     rows = _batch_rows(stale, len(fs), batch_size)
     if not hasattr(dataset, "subset"):
@@ -204,8 +231,8 @@ def current_features(
     for i, row in zip(rows, fresh["files"]):
         record["files"][i] = row
     fs.from_cache = False
-    if save(entry, fs):
-        keep_record(entry, record)
+    if save(entry, fs, tag := entry_tag(record)):
+        keep_record(entry, record, tag)
     return fs
 
 

@@ -246,7 +246,7 @@ def extract_features(
 
     from geodino.backbones.layers import layer_indices
     from geodino.embed.memory import check_image_batch
-    from geodino.eval.feature_files import current_features, keep_record, take_record
+    from geodino.eval.feature_files import current_features, entry_tag, keep_record, take_record
     from geodino.inference import Throughput, fast_backbone, path_of, plan_path, runs_in, runs_on
     from geodino.models.frozen import FastPath
     from geodino.progress import progress_bar
@@ -280,13 +280,13 @@ def extract_features(
     use_cache = cfg.cache and bool(ds_key)
     folder = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser()
     if use_cache and (folder / f"{key}.safetensors").is_file():
-        loaded = _load(folder / f"{key}.safetensors", key)
-        if loaded is not None:  # the rows of image files replaced since (same size and mtime) are computed again
+        read = _read_entry(folder / f"{key}.safetensors", key)
+        if read is not None:  # the rows of image files replaced since (same size and mtime) are computed again
             from dataclasses import replace
 
             uncached = replace(cfg, cache=False)
             current = current_features(
-                loaded,
+                read[0],
                 dataset,
                 folder / f"{key}.safetensors",
                 batch_size=cfg.batch_size,
@@ -294,6 +294,7 @@ def extract_features(
                     backbone, rows, uncached, target_key=target_key, desc=desc, progress=progress, stand_in=stand_in
                 ),
                 save=_save,
+                tag=read[1],
             )
             if current is not None:
                 return current
@@ -350,8 +351,8 @@ def extract_features(
             "path": ran.name,
         },
     )
-    if use_cache and _save(folder / f"{key}.safetensors", fs):
-        keep_record(folder / f"{key}.safetensors", record)
+    if use_cache and _save(folder / f"{key}.safetensors", fs, tag := entry_tag(record)):
+        keep_record(folder / f"{key}.safetensors", record, tag)
     return fs
 
 
@@ -387,11 +388,12 @@ def forget_unwritable_caches() -> None:
     _UNWRITABLE.clear()
 
 
-def _save(path: Path, fs: FeatureSet) -> bool:
-    """Store `fs` in the cache; False when it was not. The cache is optional: a write the storage refuses (a full
-    disk, a quota, a read-only or forbidden folder) warns once per folder and the run goes on with the features in
-    memory. The same features give the same bytes (`reproducible.save_safetensors_file`: safetensors wrote the
-    metadata keys in Rust hash order, another in every process), so a cache entry can be checksummed and compared."""
+def _save(path: Path, fs: FeatureSet, tag: str = "") -> bool:
+    """Store `fs` in the cache, naming its record of files by `tag` (`feature_files.entry_tag`); False when it was
+    not. The cache is optional: a write the storage refuses (a full disk, a quota, a read-only or forbidden folder)
+    warns once per folder and the run goes on with the features in memory. The same features give the same bytes
+    (`reproducible.save_safetensors_file`: safetensors wrote the metadata keys in Rust hash order, another in every
+    process), so a cache entry can be checksummed and compared."""
     from geodino.models.checkpoints.reproducible import save_safetensors_file
 
     folder = path.parent
@@ -402,6 +404,7 @@ def _save(path: Path, fs: FeatureSet) -> bool:
         "layers": json.dumps(fs.layers),
         "meta": json.dumps(fs.meta, sort_keys=True),
         "version": str(CACHE_VERSION),
+        **({"files": tag} if tag else {}),
     }
     tensors = {"cls": fs.cls.contiguous(), "patch_mean": fs.patch_mean.contiguous(), "targets": fs.targets.contiguous()}
     try:
@@ -440,6 +443,13 @@ def _refused(exc: BaseException) -> str | None:
 def _load(path: Path, key: str) -> FeatureSet | None:
     """Read a cached FeatureSet; None (recompute) when the file is unreadable or of another version/key, or holds
     features of a bf16/int8 fast path under a key naming no dtype (written on a GPU before bf16 was keyed apart)."""
+    read = _read_entry(path, key)
+    return None if read is None else read[0]
+
+
+def _read_entry(path: Path, key: str) -> tuple[FeatureSet, str] | None:
+    """`_load`, and the tag of the record of files the entry names (`feature_files.entry_tag`; "" for none), read
+    from the same open file: a run beside this one may replace the entry at any time."""
     from safetensors import safe_open
 
     try:
@@ -454,7 +464,7 @@ def _load(path: Path, key: str) -> FeatureSet | None:
             t = {k: f.get_tensor(k) for k in ("cls", "patch_mean", "targets")}
     except Exception:  # a truncated or foreign file is simply recomputed
         return None
-    return FeatureSet(
+    fs = FeatureSet(
         cls=t["cls"],
         patch_mean=t["patch_mean"],
         targets=t["targets"],
@@ -463,3 +473,4 @@ def _load(path: Path, key: str) -> FeatureSet | None:
         from_cache=True,
         meta=made,
     )
+    return fs, str(meta.get("files", ""))
