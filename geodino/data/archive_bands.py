@@ -105,7 +105,9 @@ def _resolve_bands(
                     else f"bands are named here, not numbered: write {_b_names(requested, want, names)} in "
                     f"{hints['bands']} (the file's names of those bands)"
                     if want.isdigit() and 1 <= int(want) <= len(names)
-                    else f"fix {hints['bands']}" + (f" or name the file's bands with {via}" if via else "")
+                    else f"fix {hints['bands']}"
+                    + (f" or name the file's bands with {via}" if via else "")
+                    + (_TAGS_ONLY if positions and via else "")
                 ),
                 source=f"raster {path}",
                 band=want,
@@ -113,6 +115,14 @@ def _resolve_bands(
             )
     _refuse_twice(path, requested, idx, names, hints)
     return tuple(out_names), tuple(idx)
+
+
+_TAGS_ONLY = (
+    " (its red, green, blue are only the colour tags GDAL writes on any 3- or 4-band 8-bit GeoTIFF, a false-colour "
+    "one too: a sensor of its band count names its bands by position)"
+)
+"""Why a file without band descriptions is said to hold red, green and blue (`colour_bands`), and the way to name a
+false-colour one's bands (NIR, red, green) when a `bands:` pick by the sensor's names was refused."""
 
 
 def _refuse_twice(

@@ -211,7 +211,10 @@ def test_messages_name_the_commands_own_settings(tmp_path, capsys):
     with pytest.raises(InputError) as e:
         read_input(bad)
     assert "cannot be read" in str(e.value) and "on_error" not in str(e.value)
-    with pytest.raises(InputError, match=r"has no band 'nir' .*; fix --bands or name the file's bands with --sensor$"):
+    # (an RGB-tagged file: its names are only GDAL's colour tags, which the line says)
+    with pytest.raises(
+        InputError, match=r"has no band 'nir' .*; fix --bands or name the file's bands with --sensor \(its "
+    ):
         read_input(rgb, bands=["nir"])
     for folder in (tmp_path / "mix", tmp_path / "bad"):
         with pytest.raises(InputError, match=r"is a folder; viz attention takes one image .* or raster .* file"):

@@ -96,3 +96,23 @@ def test_stats_with_a_sensor_of_other_bands_keeps_its_rgb_bands_by_the_files_col
     path, _ = _tif(tmp_path / "rgb.tif", ("red", "green", "blue"), dtype="uint8")
     sensor, _ = compute_stats([str(path)], sensor="naip", samples=4, tile_size=16, progress=False)
     assert sensor.bands == ("red", "green", "blue") and sensor.rgb_bands == ("red", "green", "blue")
+
+
+def test_a_false_colour_file_refused_a_pick_by_the_sensors_names_is_told_its_colours_are_only_tags(tmp_path):
+    """A 3-band uint8 CIR GeoTIFF (NIR, red, green) carries GDAL's default colour tags red, green, blue; naip's
+    `bands: [N, R, G]` is refused (no band N), and the line now says those names are only tags and how to name the
+    bands; following it (`band_names: [N, R, G]`) reads band 1 as naip's N."""
+    from geodino.data.archive import RasterArchive
+    from geodino.errors import InputError
+
+    path, data = _tif(tmp_path / "cir.tif", ("red", "green", "blue"), dtype="uint8")
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(path)], sensor="naip", bands=["N", "R", "G"], require_crs=False, progress=False)
+    said = str(err.value)
+    assert said.startswith(f"raster {path} has no band 'N' (its bands: red, green, blue); fix `bands:` or name")
+    assert "only the colour tags GDAL writes on any 3- or 4-band 8-bit GeoTIFF" in said and "\n" not in said
+    archive = RasterArchive(
+        [str(path)], sensor="naip", band_names=["N", "R", "G"], bands=["N", "R", "G"], require_crs=False, progress=False
+    )
+    got = archive.sample(0, 0, 0, 8, 8)["image"]
+    np.testing.assert_allclose(got, data[:, :8, :8] / 255, rtol=1e-6)
