@@ -68,3 +68,20 @@ def test_pythons_names(tmp_path, conv_bb, capsys):
     with pytest.raises(ConfigError, match=r"^bands=\[B08, nir, B04\]: B08 and nir are both band 4 \(B08\)"):
         embed_raster(named, conv_bb, tmp_path / "q.tif", bands=["B08", "nir", "B04"], sensor="sentinel2_l2a",
                      progress=False)  # fmt: skip
+
+
+def test_a_false_colour_files_rgb_tags_are_said_to_be_only_tags(tmp_path, capsys):
+    # a 3-band uint8 GeoTIFF without descriptions: GDAL tags it red, green, blue, a NIR/red/green (CIR) file too
+    cir = helpers.write_tif(tmp_path / "cir.tif", random_image(32, 40, 3, seed=0, dtype="uint8"))
+    line = one_line_exit_2(capsys, tmp_path, "embed", cir, "-b", SPEC, "--out", tmp_path / "o.tif",
+                           "--bands", "nir,red,green", *RUN)  # fmt: skip
+    assert "has no band 'nir' (its bands: red, green, blue)" in line, line
+    assert line.endswith(
+        "; red, green, blue are only its colour tags (GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, a "
+        "false-colour one too): --sensor NAME of 3 bands names its bands by position"
+    ), line
+    named = helpers.write_tif(tmp_path / "named.tif", random_image(32, 40, 3, seed=0, dtype="uint8"),
+                              descriptions=["red", "green", "blue"])  # fmt: skip
+    line = one_line_exit_2(capsys, tmp_path, "embed", named, "-b", SPEC, "--out", tmp_path / "p.tif",
+                           "--bands", "nir,red,green", *RUN)  # fmt: skip
+    assert "colour tags" not in line, line  # the file itself names its bands so
