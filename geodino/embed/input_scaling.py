@@ -196,9 +196,10 @@ def refuse_without_rule(info: Any) -> float:
 
 
 def warn_dn_as_reflectance(info: Any, sensor: Any, bb: Any) -> None:
-    """A sensor that reads 16-bit DN as they are (scale 1, offset 0: what `data stats` writes for uint16/int16
-    without `--scale`) before a backbone whose recorded mean/std are reflectance (every |mean| <= 2) hands it values
-    ~1000x its training range; the features came out unrelated to the right ones without a word."""
+    """A sensor that reads 16-bit DN as they are (scale 1, offset 0: what `data stats` wrote for uint16/int16
+    without `--scale` before it applied the dtype rule, and writes with `--scale 1`) before a backbone whose
+    recorded mean/std are reflectance (every |mean| <= 2) hands it values ~1000x its training range; the features
+    came out unrelated to the right ones without a word."""
     dt = np.dtype(info.dtype)
     rec, mean = getattr(bb, "normalization", None), getattr(bb, "mean", None)
     if dt.kind not in "iu" or dt.itemsize < 2 or not rec or mean is None:

@@ -225,10 +225,10 @@ def _sensor_said(sample: dict[str, Any], note: str | None, sensor: Any, backbone
 
 def warn_sensor_dn(sample: dict[str, Any], backbone: Any) -> None:
     """Warn in one line when the --sensor a sample was read by takes 16-bit DN as reflectance (scale 1, offset 0:
-    `data stats` without --scale) before a backbone whose mean/std are reflectance: the maps would be of values
-    ~1000x the training range. `geodino embed --sensor`'s check (`warn_dn_as_reflectance`, its one home); viz
-    attention has no --scale, so only the sensor fix is named. `read_input` calls it when given both; a caller
-    that loads the backbone after reading (the CLI) calls it then."""
+    an older `data stats` YAML written without --scale, or one with --scale 1) before a backbone whose mean/std
+    are reflectance: the maps would be of values ~1000x the training range. `geodino embed --sensor`'s check
+    (`warn_dn_as_reflectance`, its one home); viz attention has no --scale, so only the sensor fix is named.
+    `read_input` calls it when given both; a caller that loads the backbone after reading (the CLI) calls it then."""
     import types
     import warnings
 
