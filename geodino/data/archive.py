@@ -111,8 +111,9 @@ class RasterArchive:
         self.check_cut_short = check_cut_short
         self.hints = {**CONFIG_HINTS, **(hints or {})}
         self.skipped: list[tuple[str, str]] = []
-        # scene index -> (scale, offset) [C, 1, 1] of a `data stack` VRT read by its product's rule (_check_declared)
-        self.scene_rules: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # scene path -> (scale, offset) [C, 1, 1] of a `data stack` VRT read by its product's rule (_check_declared);
+        # by path, not by index in `scenes`: a later filter or reorder of the scenes cannot give one another's rule
+        self.scene_rules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._sensor_arg = sensor
         self.index_cache = Path(index_cache).expanduser() if index_cache else None
         try:
@@ -221,7 +222,7 @@ class RasterArchive:
         data, valid = self.read(i, col, row, width, height)
         self.check_values(i, data, valid)
         s = self.scenes[i]
-        rule = self.scene_rules.get(i)
+        rule = self.scene_rules.get(s.path)
         if rule is None:
             image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
         else:  # the scene's own rule (a `data stack` VRT of a Sentinel-2 product), into the sensor's units

@@ -54,7 +54,7 @@ def _check_declared(archive: RasterArchive) -> None:
     want_o = archive._sensor_rule(archive.sensor.offset)
     differ = [i for i, sc in enumerate(archive.scenes) if sc.scales and not archive._same_rule(sc, want_s, want_o)]
     own = {i for i in differ if _same_scale(archive.scenes[i], want_s) and _stacked_by_geodino(archive.scenes[i].path)}
-    archive.scene_rules = {i: _scene_rule(archive.scenes[i], want_s, want_o) for i in own}
+    archive.scene_rules = {archive.scenes[i].path: _scene_rule(archive.scenes[i], want_s, want_o) for i in own}
     bad = [archive.scenes[i] for i in differ if i not in own]
     if not bad:
         return
