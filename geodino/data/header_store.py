@@ -298,7 +298,7 @@ class _Store:
                         f"the header store {self.path} is held by another process ({exc}); headers are read "
                         "from the files for the rest of this run"
                     )
-                elif (code in _DAMAGED or isinstance(exc, _Foreign)) and not self.emptied:
+                elif (code in _DAMAGED or isinstance(exc, _Foreign) or _lacks_layout(exc)) and not self.emptied:
                     self.emptied = True
                     _warn(f"the header store {self.path} is damaged ({exc}); it is emptied and filled again")
                     self._empty()
@@ -372,6 +372,11 @@ def _prune(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM facts WHERE (added, path, reader) <= (?, ?, ?)", cut)
         count = conn.execute("SELECT count(*) FROM facts").fetchall()[0][0]
     conn.execute("UPDATE meta SET value = ? WHERE key = 'rows'", (count,))
+
+
+def _lacks_layout(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says a table or column of the layout is missing (a file edited by hand, a table dropped)."""
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(("no such table", "no such column"))
 
 
 def _warn(message: str) -> None:

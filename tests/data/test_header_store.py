@@ -194,3 +194,16 @@ def test_the_oldest_rows_go_past_the_cap(tmp_path: Path, opened: list[str], monk
     new_process()
     kept = [i for i in range(40) if header_store.lookup(f"/none/{i:02d}.png", "auto", (1, 2, None, i))]
     assert kept == list(range(20, 40))
+
+
+def test_a_store_without_its_table_is_emptied(tmp_path: Path, opened: list[str]) -> None:
+    paths = files(tmp_path / "data")
+    headers.read_header(paths[1])
+    new_process()
+    with sqlite3.connect(header_store.store_path()) as conn:
+        conn.execute("DROP TABLE facts")
+    with pytest.warns(UserWarning, match=r"is damaged \(no such table: facts\)"):
+        assert headers.read_header(paths[1]).size == (14, 10)
+    headers.read_header(paths[2])
+    new_process()
+    assert headers.read_header(paths[2]).size == (16, 12) and len(opened) == 3  # paths[2] kept in the new tables
