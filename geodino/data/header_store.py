@@ -47,7 +47,7 @@ SWITCH_ENV = "GEODINO_HEADER_STORE"
 SCHEMA = 1  # bump when what `headers._read` makes of a file changes (within one geodino version)
 FLUSH_EVERY = 1000  # headers kept in memory before a write transaction
 FLUSH_AFTER_S = 10.0  # ... or seconds since the first of them (a notebook that never exits)
-BUSY_S = 2.0  # how long a statement waits for another process's transaction
+BUSY_S = 5.0  # how long a statement waits for another process's transaction (once: then the store is off)
 MAX_ROWS, PRUNE_TO = 1_000_000, 800_000  # ~300 bytes a row
 
 _OFF_WORDS = ("0", "false", "no", "off")
