@@ -155,6 +155,17 @@ def _written_as_raster(path: Path) -> bool:
         return False
 
 
+def _refuse_plain_folder(path: Path) -> None:
+    """A folder that is no Zarr store (no `.zarr` name, no Zarr metadata): one line saying so; it was read as a
+    damaged store ("the file is truncated or corrupt ... write it again")."""
+    if path.suffix.lower() != ".zarr" and not any((path / m).exists() for m in (".zgroup", "zarr.json", ".zattrs")):
+        raise InputError(
+            f"feature raster {path} is a folder, not a Zarr store (no .zgroup or zarr.json in it); pass a feature "
+            "raster file or .zarr store written by `geodino embed` (of a many-scene run: one of its rasters, or its "
+            "mosaic.vrt)"
+        )
+
+
 def interior_cells(valid: np.ndarray) -> np.ndarray:
     """Valid cells [h, w] whose 8 neighbours are valid too: a cell next to nodata may be partly nodata itself (a
     scene edge through its patch, the nodata filled before the backbone saw it), which the feature raster does not
@@ -185,6 +196,7 @@ class EmbeddingReader:
             raise InputError(_missing_raster(Path(self.path)))
         gdal_path = self.path
         if Path(self.path).is_dir():
+            _refuse_plain_folder(Path(self.path))
             gdal_path = f'ZARR:"{Path(self.path).resolve()}":/{VAR}'
         try:
             with warnings.catch_warnings(record=True) as opened:
