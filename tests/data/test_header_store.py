@@ -207,3 +207,25 @@ def test_a_store_without_its_table_is_emptied(tmp_path: Path, opened: list[str])
     headers.read_header(paths[2])
     new_process()
     assert headers.read_header(paths[2]).size == (16, 12) and len(opened) == 3  # paths[2] kept in the new tables
+
+
+def test_a_second_probe_process_settles_its_folder_without_opening_a_header(
+    tmp_path: Path, opened: list[str], monkeypatch
+) -> None:
+    """The measured case: an image-folder probe dataset built again in a new process (features cached) settles its
+    band count and DN rule from the store."""
+    from geodino.eval import folder_rule
+    from geodino.eval.datasets import DatasetConfig, build_dataset
+
+    for c in ("a", "b"):
+        (tmp_path / "ds" / c).mkdir(parents=True)
+        for i in range(4):
+            helpers.write_tif(tmp_path / "ds" / c / f"{i}.tif", np.full((4, 8, 8), 100 * i, np.uint16))
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path / "ds"))
+    first = build_dataset(cfg, "train")
+    assert len(opened) == 8
+    new_process()
+    monkeypatch.setattr(folder_rule, "_MEMO", type(folder_rule._MEMO)())
+    again = build_dataset(cfg, "train")
+    assert len(opened) == 8  # none opened again
+    assert (again.key, again.scaling, again.bands, again.files) == (first.key, first.scaling, first.bands, first.files)
