@@ -227,16 +227,17 @@ def output_holder(path: Path, *, also: str = "") -> str | None:
 
 
 @contextlib.contextmanager
-def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
+def locked_output(path: Path, *, what: str = "output", shown: Path | None = None) -> Iterator[None]:
     """Hold an exclusive `flock` on output `path` (`output_lock_path`) while the block writes it, so that a second
     run writing the same output (another process, e.g. `data curate`, `viz attention` or `export` into one --out)
     stops with one InputError line instead of mixing its files with the first one's. A no-op when this process
     holds it already (nested writers) or cannot create the lock file beside the output (a read-only parent); the
-    OS frees the lock on any exit and the file is removed when the block ends."""
+    OS frees the lock on any exit and the file is removed when the block ends. `shown`: the file the refusal names
+    when it is not `path` (`convert` onto X.pth takes the lock of export name X)."""
     if not HAS_FLOCK:  # not a POSIX system: no lock
         yield
         return
-    lock = output_lock_path(path)
+    lock, named = output_lock_path(path), shown or path
     key = str(lock.resolve())
     if key in _OUTPUTS:
         yield
@@ -245,10 +246,10 @@ def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
         fh = _acquire(
             lock,
             lambda owner: (
-                f"{what} {path} is being written by another run ({owner}, lock {lock}); wait for it to "
+                f"{what} {named} is being written by another run ({owner}, lock {lock}); wait for it to "
                 f"finish (a killed run frees it) or choose another {what}"
             ),
-            f"{what} {path}: its lock file {lock} keeps being replaced; try again",
+            f"{what} {named}: its lock file {lock} keeps being replaced; try again",
         )
     except _CannotLock as exc:
         _say_unlocked(lock, exc)

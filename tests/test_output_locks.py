@@ -10,6 +10,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -98,3 +99,34 @@ def test_the_same_process_may_nest_and_a_released_lock_is_free(tmp_path):
     assert not output_lock_path(out).exists()
     with held_by_another_run(out):
         pass  # free again
+
+
+def test_convert_onto_a_name_another_run_writes_is_refused(tmp_path, capsys):
+    """`convert` writes X.pth and its X.heads.pth sidecar (the build kwargs and normalisation of those weights): two
+    converts onto one name at once both exited 0 and could leave the weights of one beside the sidecar of the other."""
+    from geodino.models import build_model
+
+    src, out = tmp_path / "a.pth", tmp_path / "c" / "m.pth"
+    torch.save(build_model("vit_tiny", patch_size=8, in_chans=3, depth=1).state_dict(), src)
+    out.parent.mkdir()
+    with held_by_another_run(out.with_suffix("")):  # the lock of export m (m.pth, m.safetensors) too
+        one_line_exit_2(
+            capsys, tmp_path, "convert", src, out, expect=(f"output {out} is being written by another run (pid 4242",)
+        )
+    assert cli.main(["convert", str(src), str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.heads.pth", "m.pth"]
+
+
+def test_an_embed_product_onto_an_output_another_run_writes_is_refused(tmp_path, capsys, monkeypatch):
+    """A product writes its map and sidecars (cluster: OUT.aux.xml class table, .qml, .sld): two runs into one --out
+    at once both exited 0 and could leave the map of one beside the class table of the other."""
+    from tests.embed.test_classify import feature_raster
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.embed.commands",))
+    feats = feature_raster(tmp_path / "f.tif", np.random.default_rng(0).normal(size=(8, 4, 4)))
+    out = tmp_path / "c.tif"
+    run = ["embed", "cluster", feats, "--out", out, "--k", "2"]
+    with held_by_another_run(out):
+        one_line_exit_2(capsys, tmp_path, *run, expect=(f"output {out} is being written by another run (pid 4242",))
+    assert cli.main([str(a) for a in run]) == 0
+    assert out.is_file() and (tmp_path / "c.tif.aux.xml").is_file() and not output_lock_path(out).exists()

@@ -56,14 +56,26 @@ def command_options(func: Any, args: argparse.Namespace, **values: Any) -> dict[
 
 
 def run_product(args: argparse.Namespace) -> int:
-    from geodino.embed import products
-
     rest = list(args.overrides)
     if not rest:
         raise ConfigError(f"geodino embed {args.input} needs a feature raster: geodino embed {args.input} FEATURES ...")
     check_product_items(args.input, rest)
     if not args.out:
         raise ConfigError(f"geodino embed {args.input} needs --out")
+    from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
+
+    out = Path(args.out).expanduser()
+    make_dirs(out.parent)  # the lock file sits beside the output
+    # one run at a time writes OUT and its sidecars (class table OUT.aux.xml, .qml, .sld, PNG, classify's model): two
+    # runs into one --out at once both exited 0 and could leave the map of one beside the class table of the other
+    with locked_output(out, what="output"):
+        return _product(args, rest)
+
+
+def _product(args: argparse.Namespace, rest: list[str]) -> int:
+    from geodino.embed import products
+
     feats, overwrite = rest[0], bool(args.overwrite)
     if args.input in ("classify", "change"):
         return classify_or_change(args, rest, overwrite)

@@ -96,13 +96,25 @@ def save_backbone(
     metadata, the `X.heads.pth` sidecar of a `.pth`, the HF preprocessor config, the timm `pretrained_cfg`. A
     `.pth` always gets its sidecar (build kwargs, `normalization: None` when there is no record), replacing any
     earlier one."""
-    cfg = _config_of(obj, config)
-    state = _state_of(obj)
+    from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
+
     path = Path(path).expanduser()
     norm = check_normalization(normalization, str(path))
-    if layout == "official":
-        pass
-    elif layout == "hf":
+    if layout not in ("official", "hf", "timm"):
+        raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
+    make_dirs(path.parent)  # the lock file sits beside the output
+    # one writer at a time per name (as `save_export`, whose lock it is for X.pth and X.safetensors): two converts
+    # onto one name at once could leave the weights of one beside the `.heads.pth` sidecar of the other
+    with locked_output(path.with_suffix("") if path.suffix in (".pth", ".pt", ".safetensors") else path, shown=path):
+        return _save_backbone(_state_of(obj), path, layout, _config_of(obj, config), norm)
+
+
+def _save_backbone(
+    state: dict[str, Tensor], path: Path, layout: str, cfg: dict[str, Any] | None, norm: dict[str, Any] | None
+) -> Path:
+    """`save_backbone`'s writes, under its lock."""
+    if layout == "hf":
         from geodino.models.checkpoints.hf import write_hf_folder
 
         return write_hf_folder(state, path, config=cfg, normalization=norm)
@@ -124,8 +136,6 @@ def save_backbone(
             extra["normalization"] = norm
         write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base
         return path
-    else:
-        raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
     if path.suffix == ".safetensors":
         return save_safetensors(state, path, config=cfg, normalization=norm)
     save_pth(state, path)
