@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CACHE_DIR_ENV", "user_cache_dir"]
+__all__ = ["CACHE_DIR_ENV", "switched_cache_dir", "user_cache_dir"]
 
 CACHE_DIR_ENV = "GEODINO_CACHE_DIR"
 
@@ -37,3 +37,24 @@ def user_cache_dir(sub: str) -> Path:
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "geodino" / sub
     return Path.home() / ".cache" / "geodino" / sub
+
+
+_OFF_WORDS = ("0", "false", "no", "off")
+_ON_WORDS = ("", "1", "true", "yes", "on", "auto")
+
+
+def switched_cache_dir(switch_env: str, sub: str) -> Path | None:
+    """`user_cache_dir(sub)` for a cache that the variable `switch_env` turns on (unset, 1, true, yes, on, auto) or
+    off (0, false, no, off): None when off or when no folder can be named (no home: such a cache is a saving, never
+    a reason to fail). Any other value is a ConfigError naming the variable and its value."""
+    switch = os.environ.get(switch_env, "").strip().lower()
+    if switch in _OFF_WORDS:
+        return None
+    if switch not in _ON_WORDS:
+        from geodino.errors import ConfigError
+
+        raise ConfigError(f"{switch_env}={switch!r} must be on or off (0, false, no); unset: on")
+    try:
+        return user_cache_dir(sub)
+    except RuntimeError:  # no HOME and no passwd entry
+        return None

@@ -28,22 +28,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 from geodino.io_stamps import RACY_NS
-from geodino.user_cache import CACHE_DIR_ENV, user_cache_dir
+from geodino.user_cache import CACHE_DIR_ENV, switched_cache_dir
 
 __all__ = ["DIR_ENV", "SWITCH_ENV", "cached_sha256", "digest_cache_dir", "sha256_path"]
 
 DIR_ENV = CACHE_DIR_ENV
 SWITCH_ENV = "GEODINO_DIGEST_CACHE"
 
-_OFF_WORDS = ("0", "false", "no", "off")
-_ON_WORDS = ("", "1", "true", "yes", "on", "auto")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -63,17 +60,7 @@ def sha256_path(path: Path) -> str:
 def digest_cache_dir() -> Path | None:
     """The folder the digests are kept in, or None when `GEODINO_DIGEST_CACHE` turns the cache off or no folder can
     be named (no home). A value of `GEODINO_DIGEST_CACHE` that is neither on nor off is a ConfigError naming it."""
-    switch = os.environ.get(SWITCH_ENV, "").strip().lower()
-    if switch in _OFF_WORDS:
-        return None
-    if switch not in _ON_WORDS:
-        from geodino.errors import ConfigError
-
-        raise ConfigError(f"{SWITCH_ENV}={switch!r} must be on or off (0, false, no); unset: on")
-    try:
-        return user_cache_dir("digests")
-    except RuntimeError:  # no HOME and no passwd entry
-        return None
+    return switched_cache_dir(SWITCH_ENV, "digests")
 
 
 def cached_sha256(path: Path) -> str:

@@ -50,8 +50,6 @@ FLUSH_AFTER_S = 10.0  # ... or seconds since the first of them (a notebook that 
 BUSY_S = 5.0  # how long a statement waits for another process's transaction (once: then the store is off)
 MAX_ROWS, PRUNE_TO = 1_000_000, 800_000  # ~300 bytes a row
 
-_OFF_WORDS = ("0", "false", "no", "off")
-_ON_WORDS = ("", "1", "true", "yes", "on", "auto")
 _FIELDS = tuple(f.name for f in fields(ImageHeader))
 _TUPLES = frozenset(f.name for f in fields(ImageHeader) if str(f.type).startswith("tuple"))
 LAYOUT = 1  # the tables' layout (PRAGMA user_version), also in the file's name
@@ -77,19 +75,10 @@ _INHERITED: list[_Store] = []
 def store_path() -> Path | None:
     """The store's file, or None when `GEODINO_HEADER_STORE` turns it off or no folder can be named (no home). A
     value of `GEODINO_HEADER_STORE` that is neither on nor off is a ConfigError naming it."""
-    switch = os.environ.get(SWITCH_ENV, "").strip().lower()
-    if switch in _OFF_WORDS:
-        return None
-    if switch not in _ON_WORDS:
-        from geodino.errors import ConfigError
+    from geodino.user_cache import switched_cache_dir
 
-        raise ConfigError(f"{SWITCH_ENV}={switch!r} must be on or off (0, false, no); unset: on")
-    from geodino.user_cache import user_cache_dir
-
-    try:
-        return user_cache_dir("headers") / FILE
-    except RuntimeError:  # no HOME and no passwd entry
-        return None
+    folder = switched_cache_dir(SWITCH_ENV, "headers")
+    return None if folder is None else folder / FILE
 
 
 def lookup(name: str, reader: str, stamp: Stamp) -> ImageHeader | None:
