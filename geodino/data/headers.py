@@ -26,6 +26,7 @@ import functools
 import os
 import re
 import struct
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -99,6 +100,17 @@ def _handler_class() -> type:
     return _Collect
 
 
+class _LevelHold:
+    """The rasterio logger's level while `gdal_read_errors` calls run, in any thread: the first call that finds
+    warnings dropped raises the level and the last one to leave puts it back. Each call saving and restoring the
+    level on its own (as before) let a call that ended put the level back while another thread's call was still
+    reading, whose warnings were then dropped: its truncated header went unnamed."""
+
+    lock = threading.Lock()
+    inside = 0  # gdal_read_errors calls running now
+    put_back: int | None = None  # the level to put back when the last leaves; None: not raised
+
+
 @contextlib.contextmanager
 def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
     """Collect, while the block runs, the GDAL warnings (logged by rasterio) that say part of a file did not read.
@@ -107,21 +119,27 @@ def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
     GeoKeyDirectory; tag ignored"), so the file opens without its CRS, nodata or band names and a caller would blame
     the missing CRS; the caller names the file as truncated or corrupt instead. The logger's level is set only when
     it would drop warnings, and put back only then: each `Logger.setLevel` clears the cache of every logger in the
-    process (~0.1 ms each once torch has made its hundreds: 2 s of a 20,000-file header scan)."""
+    process (~0.1 ms each once torch has made its hundreds: 2 s of a 20,000-file header scan). Safe on several
+    threads at once (`_LevelHold`); each call's handler keeps the warnings that name its own file."""
     import logging
 
     logger = logging.getLogger("rasterio._env")
-    handler, level = _handler_class()(path), logger.level
-    raised = not logger.isEnabledFor(logging.WARNING)
-    if raised:
-        logger.setLevel(logging.WARNING)
+    handler, hold = _handler_class()(path), _LevelHold
+    with hold.lock:
+        if not logger.isEnabledFor(logging.WARNING):
+            hold.put_back = logger.level
+            logger.setLevel(logging.WARNING)
+        hold.inside += 1
     logger.addHandler(handler)
     try:
         yield handler.found
     finally:
         logger.removeHandler(handler)
-        if raised:
-            logger.setLevel(level)
+        with hold.lock:
+            hold.inside -= 1
+            if not hold.inside and hold.put_back is not None:
+                logger.setLevel(hold.put_back)
+                hold.put_back = None
 
 
 def no_folder_listing() -> Any:
