@@ -144,8 +144,8 @@ def _stored(archive: RasterArchive, key: dict[str, Any]) -> list[SceneInfo] | No
             )
             for d in stored["scenes"]
         ]
-    except (ValueError, KeyError, TypeError):
-        return None  # unreadable or old cache: rebuild it
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable (removed since is_file, by a user or another run) or old cache: rebuild it
 
 
 def _sharer() -> Callable[[str, Any], Any]:

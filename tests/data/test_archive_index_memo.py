@@ -167,3 +167,15 @@ def test_headers_are_read_without_listing_the_folder_and_sidecars_still_count(
     monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")  # the user's setting is theirs
     RasterArchive([str(path)], band_names=["w", "x", "y", "z"], uniform=False, progress=False)
     assert seen[1] != "TRUE"
+
+
+def test_an_index_file_removed_between_its_check_and_its_read_is_rebuilt_not_a_traceback(tmp_path: Path) -> None:
+    class Gone(type(tmp_path)):  # a file another job removes right after is_file() saw it
+        def is_file(self) -> bool:
+            return True
+
+        def read_text(self, *args, **kwargs) -> str:
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+
+    archive = types.SimpleNamespace(index_cache=Gone(tmp_path / "index.json"))
+    assert archive_index._stored(archive, {"k": 1}) is None  # was an uncaught FileNotFoundError
