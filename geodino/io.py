@@ -284,7 +284,8 @@ def atomic_path(
     path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None, durable: bool = True
 ) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`. When the body raises, or the rename is
-    refused or fails, the temporary is removed and that error raised unchanged.
+    refused or fails, the temporary is removed and that error raised unchanged (a GDAL error of a full disk as the
+    OSError it stands for, `io_gdal.gdal_refusal`).
 
     Works for files and folders (Zarr stores). The rename is atomic for files; an existing folder is moved
     aside first and deleted after the new one is in place. `replaces(path)` (e.g. `check_replaceable_folder`)
@@ -315,8 +316,13 @@ def atomic_path(
         _put_in_place(tmp, path, replaces)
         if durable:
             fsync_path(path.parent)
-    except BaseException:  # the body's error, or a refused or failed rename: raised as it was, without the temporary
+    except BaseException as exc:  # the body's error, or a refused or failed rename: raised without the temporary
+        from geodino.io_gdal import gdal_refusal
+
+        refused = gdal_refusal(exc, tmp, path)  # GDAL's "Write failed" of a full disk: the OSError it stands for
         _discard(tmp)
+        if refused is not None:
+            raise refused from exc
         raise
 
 

@@ -106,8 +106,8 @@ def output_lock(out: Path, cfg: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def kept_for_resume(out: Path) -> Iterator[None]:
     """What a run that stops before its end says about its partial output (`.NAME.partial`, kept): interrupted
-    (Ctrl-C, SIGTERM through the CLI) or a write the storage refused (a full disk) ends with how to finish it, run
-    again with --resume; the plain "run the same command again" would be refused, the partial output being there.
+    (Ctrl-C, SIGTERM through the CLI) or a write the storage refused (a full disk) ends with how to finish it: run
+    again with --resume (--resume --overwrite over an earlier output, which --resume alone keeps as complete).
     A removed work folder (a FileNotFoundError from the store) is the one-line `WorkDirGone`."""
     work = work_dir_for(out)
     try:
@@ -126,7 +126,8 @@ def kept_for_resume(out: Path) -> Iterator[None]:
     except Exception as exc:
         from geodino.cli import storage_error
 
-        again = f"then run it again with --resume to finish {out} (its partial output {work} is kept)"
+        flags = "--resume --overwrite" if out.exists() else "--resume"
+        again = f"then run it again with {flags} to finish {out} (its partial output {work} is kept)"
         line = storage_error(exc, again=again if work.exists() else None)
         if line is None:
             raise
