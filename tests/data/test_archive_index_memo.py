@@ -109,6 +109,23 @@ def test_an_index_that_kept_a_file_without_crs_is_not_reused_where_a_crs_is_requ
     with pytest.raises(InputError, match=r"nocrs\.tif: has no CRS"):
         RasterArchive(files, sensor=S4, progress=False)
     assert len(indexed) == 2
+    # the same settings but require_crs: the memo's name alone tells them apart (the calls above differ in sensor)
+    assert len(RasterArchive(files, sensor=S4, require_crs=False, progress=False).scenes) == 2
+    with pytest.raises(InputError, match=r"nocrs\.tif: has no CRS"):
+        RasterArchive(files, sensor=S4, progress=False)  # a memo named without require_crs served both scenes
+    assert len(indexed) == 4
+
+
+def test_a_sensor_of_the_same_name_with_other_bands_is_indexed_again(tmp_path: Path, indexed: list[str]) -> None:
+    """The index key names a sensor by its name; a YAML edited under the same name (other band names, nodata) is
+    another sensor to the memo, which holds the whole sensor."""
+    import dataclasses
+
+    files = [str(_write(tmp_path / "a.tif"))]
+    assert RasterArchive(files, sensor=S4, progress=False).scenes[0].band_names == ("b1", "b2", "b3", "b4")
+    edited = dataclasses.replace(S4, bands=("w", "x", "y", "z"))
+    assert RasterArchive(files, sensor=edited, progress=False).scenes[0].band_names == ("w", "x", "y", "z")
+    assert len(indexed) == 2  # a memo named by the sensor's name alone served b1..b4
 
 
 def test_an_index_that_skipped_a_file_is_not_kept(tmp_path: Path, indexed: list[str]) -> None:
