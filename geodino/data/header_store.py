@@ -13,11 +13,12 @@ a cluster's jobs on several nodes share ~/.cache), locking does. Readers share t
 one short transaction per `FLUSH_EVERY` headers (or `FLUSH_AFTER_S` seconds), at exit for the rest.
 
 Trust: a row is used only for the same absolute path and reader, the same stat as the in-process cache keys on
-(`headers.header_stamp`: mtime, size, ctime and those of the `.aux.xml` sidecar) and the same version key: this
-schema (`SCHEMA`, with `ImageHeader`'s field names), geodino's version and the reading library's (rasterio's and
-its GDAL's, or Pillow's), so an upgrade of either reads every header again; each row carries a CRC of itself, so a
-damaged page never passes for a header. Only headers `headers.read_header` caches are kept (a file or sidecar
-changed within `io_stamps.RACY_NS` is not: its stat may not show a rewrite yet), failures never.
+(`headers.header_stamp`: mtime, size, ctime, inode and those of the `.aux.xml` sidecar) and the same version key:
+this schema (`SCHEMA`, with `ImageHeader`'s field names), geodino's version and the reading library's (rasterio's
+and its GDAL's, with the GDAL settings in the environment, or Pillow's), so an upgrade of either reads every header
+again; each row carries a CRC of itself, so a damaged page never passes for a header. Only headers
+`headers.read_header` caches are kept (a file or sidecar changed within `io_stamps.RACY_NS` is not: its stat may
+not show a rewrite yet), failures never.
 
 Failure never fails a run: a damaged store (or another file by its name) is emptied with one warning and filled
 again; one held by another process past `BUSY_S`, one warning, and headers are read from the files for the rest
@@ -164,13 +165,26 @@ def _version(reader: str, name: str) -> str:
         if kind == "rasterio":
             import rasterio
 
-            libs = f"rasterio {rasterio.__version__} gdal {rasterio.__gdal_version__}"
+            libs = f"rasterio {rasterio.__version__} gdal {rasterio.__gdal_version__} {_gdal_settings()}"
         else:
             import PIL
 
             libs = f"pillow {PIL.__version__}"
         found = _VERSIONS[kind] = _digest(f"{SCHEMA}|{','.join(_FIELDS)}|geodino {__version__}|{libs}")
     return found
+
+
+_SETTINGS = ("GDAL_", "GTIFF_", "OSR_", "PROJ_", "CPL_")
+_NOT_READ = frozenset({"GDAL_CACHEMAX", "GDAL_NUM_THREADS", "CPL_DEBUG", "CPL_LOG", "CPL_LOG_ERRORS"})
+
+
+def _gdal_settings() -> str:
+    """The GDAL/PROJ settings in the environment, as text: they change what a header reads as
+    (`GDAL_PAM_ENABLED=NO` ignores the `.aux.xml` sidecar's scale/offset and band names, `GTIFF_POINT_GEO_IGNORE`
+    moves the transform, `GDAL_GEOREF_SOURCES` picks where it comes from, `PROJ_DATA` the CRS's WKT), so rows
+    read under other settings are not used. Settings that change only speed or logging are left out."""
+    found = sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS) and k not in _NOT_READ)
+    return json.dumps(found)
 
 
 def _digest(text: str) -> str:

@@ -229,3 +229,60 @@ def test_a_second_probe_process_settles_its_folder_without_opening_a_header(
     again = build_dataset(cfg, "train")
     assert len(opened) == 8  # none opened again
     assert (again.key, again.scaling, again.bands, again.files) == (first.key, first.scaling, first.bands, first.files)
+
+
+class _CoarseClockOs:
+    """`os` as `geodino.data.headers` sees it on a file system whose files extracted together share one ctime (one
+    tick of the kernel's clock; 2,000 chips of one tar on ext4 showed 10 distinct ctimes)."""
+
+    def __init__(self, ctime_ns: int) -> None:
+        self.ctime_ns = ctime_ns
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    def stat(self, path, *args, **kwargs):
+        st = os.stat(path, *args, **kwargs)
+        return type(
+            "Stat", (), {k: getattr(st, k) for k in dir(st) if k.startswith("st_")} | {"st_ctime_ns": self.ctime_ns}
+        )
+
+
+def test_a_name_linked_to_another_file_of_the_same_stamp_reads_that_file(
+    tmp_path: Path, opened: list[str], monkeypatch
+) -> None:
+    """Chips extracted together share size, mtime and ctime: a name made a link to another (`ln -sf b a`) is another
+    file, by its inode, in this process and the next."""
+    from affine import Affine
+
+    a, b = (
+        helpers.write_tif(tmp_path / f"{n}.tif", np.ones((2, 4, 4), np.uint16), transform=Affine(10, 0, x, 0, -10, 0))
+        for n, x in (("a", 0.0), ("b", 990.0))
+    )
+    for p in (a, b):
+        os.utime(p, ns=(10**18, 10**18))
+    monkeypatch.setattr(headers, "os", _CoarseClockOs(os.stat(a).st_ctime_ns))
+    assert headers.read_header(a).transform[2] == 0.0
+    a.unlink()
+    a.symlink_to(b)
+    assert headers.read_header(a).transform[2] == 990.0  # this process
+    new_process()
+    assert headers.read_header(a).transform[2] == 990.0  # the next
+    assert len(opened) == 2  # a, then the link (kept for the next process)
+
+
+def test_rows_read_under_other_gdal_settings_are_not_used(tmp_path: Path, opened: list[str], monkeypatch) -> None:
+    """`GDAL_PAM_ENABLED=NO` (often set for read-only data folders) ignores the `.aux.xml` sidecar's scale."""
+    name = tmp_path / "c.tif"
+    Image.fromarray(np.zeros((8, 8), np.int32)).save(name)
+    band = '<PAMRasterBand band="1"><Offset>0</Offset><Scale>0.5</Scale></PAMRasterBand>'
+    (tmp_path / "c.tif.aux.xml").write_text(f"<PAMDataset>{band}</PAMDataset>")
+    assert headers.read_header(name).scales == (0.5,)
+    new_process()
+    monkeypatch.setenv("GDAL_PAM_ENABLED", "NO")
+    assert headers.read_header(name).scales == ()
+    new_process()
+    assert headers.read_header(name).scales == () and len(opened) == 2  # kept under these settings
+    monkeypatch.setenv("GDAL_CACHEMAX", "64")  # a setting of speed only: the same rows
+    new_process()
+    assert headers.read_header(name).scales == () and len(opened) == 2
