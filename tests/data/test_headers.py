@@ -271,3 +271,35 @@ def test_a_fresh_or_dated_back_file_is_read_again(tmp_path, monkeypatch, _settle
     _settled_headers[0] = 0
     assert headers.read_header(p).size == headers.read_header(p).size == (10, 14)
     assert len(opened) == 10  # within the window: read at each ask
+
+
+def test_a_sidecar_changed_now_beside_a_settled_file_is_read_at_each_ask(tmp_path, monkeypatch, _settled_headers):
+    """A file settled long ago whose `.aux.xml` changed just now (its ctime within io_stamps.RACY_NS of the headers'
+    clock; a test cannot date the file's own ctime back, so the sidecar's is reported ahead instead): its header is
+    read at each ask, since a same-tick rewrite of the sidecar would keep its stamp. Settled again, it is cached."""
+    import time
+
+    from geodino.data import headers
+
+    opened = []
+    real = headers._read
+    monkeypatch.setattr(headers, "_read", lambda name, reader: opened.append(name) or real(name, reader))
+    path = helpers.write_tif(tmp_path / "pam.tif", np.ones((2, 8, 8), np.uint16))
+    (tmp_path / "pam.tif.aux.xml").write_text("<PAMDataset></PAMDataset>")
+    assert headers.read_header(path).count == headers.read_header(path).count == 2
+    assert len(opened) == 1  # file and sidecar settled: cached
+    real_side = headers._sidecar_stamp
+    fresh = time.time_ns() + _settled_headers[0]  # now by the headers' clock
+
+    def fresh_sidecar(name):
+        side = real_side(name)
+        return None if side is None else (*side[:2], fresh)
+
+    monkeypatch.setattr(headers, "_sidecar_stamp", fresh_sidecar)
+    for _ in range(3):
+        headers.read_header(path)
+    assert len(opened) == 4  # each ask (a cache ignoring the sidecar's ctime: 2)
+    _settled_headers[0] += 3600 * 10**9  # an hour on: settled
+    for _ in range(3):
+        headers.read_header(path)
+    assert len(opened) == 5
