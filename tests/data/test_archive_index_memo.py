@@ -100,6 +100,17 @@ def test_a_rewrite_dated_back_to_its_old_mtime_is_indexed_again(
     assert "32632" in c.scenes[0].crs and len(indexed) == 3
 
 
+def test_a_file_with_a_future_mtime_is_kept_by_its_ctime(tmp_path: Path, indexed: list[str]) -> None:
+    """`touch -d 2100-01-01` or an archive made on a clock running ahead: by the later of mtime and ctime such a file
+    looked changed after now forever and every archive of it read its headers again (b8d8448)."""
+    path = _write(tmp_path / "c.tif")
+    future = time.time_ns() + 100 * 365 * 86400 * 10**9
+    os.utime(path, ns=(future, future))
+    for _ in range(3):
+        RasterArchive([str(path)], sensor=S4, progress=False)
+    assert len(indexed) == 1  # judged by the mtime too: 3
+
+
 def test_an_index_that_kept_a_file_without_crs_is_not_reused_where_a_crs_is_required(
     tmp_path: Path, indexed: list[str]
 ) -> None:
