@@ -56,8 +56,10 @@ def _titled(title: str, note: str) -> str:
 
 def save_png(fig, png: str | Path) -> Path:
     """Write a matplotlib Figure as a PNG, atomically."""
+    from geodino.viz.figures import quiet_glyphs
+
     png = Path(png)
-    with atomic_path(png, overwrite=True) as tmp:
+    with atomic_path(png, overwrite=True) as tmp, quiet_glyphs():
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return png
 

@@ -8,6 +8,9 @@ of a user's notebook (which hid every later inline figure) and needs no display.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,16 @@ def figures() -> _Figures:
     return _Figures()
 
 
+@contextlib.contextmanager
+def quiet_glyphs() -> Iterator[None]:
+    """Drop matplotlib's "Glyph N missing from font(s) DejaVu Sans" while a figure is drawn: a title naming a file
+    of a Chinese or emoji name (`embed similar --out 北京.tif`) gave one warning line per character, twice, of a
+    product written as asked (its PNG shows a box for each)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        yield
+
+
 def save_figure(
     fig: Any, path: str | Path, *, dpi: int | None = 100, format: str | None = None, tight: bool = True, **savefig: Any
 ) -> Path:
@@ -48,7 +61,8 @@ def save_figure(
 
     path = Path(path)
     if tight:
-        fig.tight_layout()
+        with quiet_glyphs():
+            fig.tight_layout()
         # laid out: no layout engine left for savefig, which drew the whole figure once more (unrendered) before
         # the real draw when tight_layout left its place-holder engine (always, once a colour bar is on it)
         fig.set_layout_engine(None)
@@ -56,7 +70,7 @@ def save_figure(
     if dpi is not None:
         savefig["dpi"] = dpi
     try:
-        with atomic_path(path, overwrite=True) as tmp:
+        with atomic_path(path, overwrite=True) as tmp, quiet_glyphs():
             fig.savefig(tmp, format=fmt, **savefig)
     finally:
         fig.clear()  # a stand-alone Figure: nothing global to close, its artists are freed here
