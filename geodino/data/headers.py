@@ -8,15 +8,16 @@ readers': rasterio for GeoTIFF/VRT/IMG/JPEG 2000 (`RASTERIO_SUFFIXES`, or every 
 the raster archive reads them), Pillow for photos and chips (PNG, JPEG, WebP, BMP), whose size is given upright as
 `geodino.eval.datasets.read_array` turns them (a phone stores a portrait sideways with EXIF orientation 6 or 8).
 
-Headers are cached per local file for the run, and across runs on disk (`geodino.data.header_store`), keyed by
-path, mtime, size, ctime and inode, and those of its `.aux.xml` sidecar (a rewritten file or sidecar is read again;
-`header_stamp`), once both are older than `io_stamps.RACY_NS` by their ctime: a rewrite within one tick of a coarse
-clock keeps the stat, so a file (or sidecar) changed that recently is read at each ask, uncached (a folder written
-within ~5 min costs a header read per ask, never a stale header). An image-folder dataset settles its band count
-and DN rule over every split's files (`geodino.eval.folder_rule`), `embed images` checks the band counts, then the
-dtypes and declared rules, then the footprints (CRS and transform) of the same files, `data stats` asks for the
-first raster up to four times. A cache here serves them all without threading a header through their signatures.
-rasterio reads a header without GDAL's listing of the file's folder (`no_folder_listing`).
+Headers are cached per local file for the run, and across runs on disk (`geodino.data.header_store`), keyed by path,
+mtime, size, ctime and inode, and those of its `.aux.xml` sidecar and world/TAB files (`header_sidecars`; a
+rewritten file or sidecar is read again; `header_stamp`), once all are older than `io_stamps.RACY_NS` by their
+ctime: a rewrite within one tick of a coarse clock keeps the stat, so a file (or sidecar) changed that recently is
+read at each ask, uncached (a folder written within ~5 min costs a header read per ask, never a stale header). An
+image-folder dataset settles its band count and DN rule over every split's files (`geodino.eval.folder_rule`),
+`embed images` checks the band counts, then the dtypes and declared rules, then the footprints (CRS and transform)
+of the same files, `data stats` asks for the first raster up to four times. A cache here serves them all without
+threading a header through their signatures. rasterio reads a header without GDAL's listing of the file's folder
+(`no_folder_listing`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geodino.data.header_sidecars import SideStamp, georef_stamp
 from geodino.data.paths import RASTER_EXTS
 from geodino.errors import ConfigError, InputError
 
@@ -229,7 +231,7 @@ def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
             return _read(name, reader)
         now = time.time_ns()  # before the stat: the change it shows happened before this
         st = os.stat(name)
-        stamp = st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino
+        stamp = st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino, _georef(name, reader)
         if _young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
             return _read(name, reader)
         return _cached(name, reader, stamp)
@@ -311,11 +313,11 @@ def _bands(numbers: Iterable[int]) -> str:
     return f"band{'s' if len(listed) > 1 else ''} {', '.join(map(str, listed))}"
 
 
-Stamp = tuple[int, int, "tuple[int, int, int, int] | None", int, int]
-"""(mtime, size, `_sidecar_stamp`, ctime, inode) of a file, in ns and bytes. The inode: files extracted from one
-archive share size, mtime and, within one tick of the kernel's clock (~4 ms), ctime (2,000 chips tar extracted on
-ext4: 10 distinct stamps), so a name made a link to another such file (`ln -sf b.tif a.tif`) kept a's stamp and
-its header."""
+Stamp = tuple[int, int, "tuple[int, int, int, int] | None", int, int, SideStamp]
+"""(mtime, size, `_sidecar_stamp`, ctime, inode, `header_sidecars.georef_stamp`) of a file, in ns and bytes. The
+inode: files extracted from one archive share size, mtime and, within one tick of the kernel's clock (~4 ms),
+ctime (2,000 chips tar extracted on ext4: 10 distinct stamps), so a name made a link to another such file
+(`ln -sf b.tif a.tif`) kept a's stamp and its header."""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -333,10 +335,10 @@ def _cached(name: str, reader: str, stamp: Stamp) -> ImageHeader:
 
 
 def header_stamp(path: str | Path) -> Stamp | None:
-    """(mtime, size, `_sidecar_stamp`, ctime, inode) of a local file: what its cached header is keyed by, for a
-    cache of what callers made of headers (`geodino.eval.folder_rule`); None for a remote or missing file. The
-    ctime, which every write sets, tells a rewrite dated back to the old mtime (`cp -p`, `touch -d`, archive
-    extraction); the inode, another file of the same size and times put in its place (`Stamp`)."""
+    """`Stamp` of a local file: what its cached header is keyed by, for a cache of what callers made of headers
+    (`geodino.eval.folder_rule`); None for a remote or missing file. The ctime, which every write sets, tells a
+    rewrite dated back to the old mtime (`cp -p`, `touch -d`, archive extraction); the inode, another file of the
+    same size and times put in its place."""
     name = str(path)
     if name.startswith(_REMOTE):
         return None
@@ -344,7 +346,12 @@ def header_stamp(path: str | Path) -> Stamp | None:
         st = os.stat(name)
     except OSError:
         return None
-    return st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino
+    return st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino, _georef(name, "auto")
+
+
+def _georef(name: str, reader: str) -> SideStamp:
+    """The stamp of the world/TAB files GDAL reads beside `name` (`header_sidecars`); () for Pillow's files."""
+    return georef_stamp(name) if reader_kind(name, reader) == "rasterio" else ()
 
 
 def _young(stamp: Stamp, now_ns: int) -> bool:
@@ -353,7 +360,7 @@ def _young(stamp: Stamp, now_ns: int) -> bool:
     from geodino.io_stamps import changed_recently
 
     side = stamp[2]
-    return changed_recently((stamp[3], *((side[2],) if side is not None else ())), now_ns)
+    return changed_recently((stamp[3], *((side[2],) if side is not None else ()), *(g[3] for g in stamp[5])), now_ns)
 
 
 def _sidecar_stamp(name: str) -> tuple[int, int, int, int] | None:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +287,39 @@ def test_rows_read_under_other_gdal_settings_are_not_used(tmp_path: Path, opened
     monkeypatch.setenv("GDAL_CACHEMAX", "64")  # a setting of speed only: the same rows
     new_process()
     assert headers.read_header(name).scales == () and len(opened) == 2
+
+
+def test_a_world_file_written_later_gives_the_header_its_transform(tmp_path: Path, opened: list[str]) -> None:
+    """A TIFF without georeferencing of its own takes its transform from a `.tfw` beside it, written or removed
+    later without touching the TIFF."""
+    name = tmp_path / "scan.tif"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(name)
+    assert headers.read_header(name).transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    (tmp_path / "scan.tfw").write_text("2\n0\n0\n-2\n100\n200\n")
+    assert headers.read_header(name).transform == (2.0, 0.0, 99.0, 0.0, -2.0, 201.0)  # this process
+    new_process()
+    assert headers.read_header(name).transform == (2.0, 0.0, 99.0, 0.0, -2.0, 201.0)  # the next
+    (tmp_path / "scan.tfw").rename(tmp_path / "scan.TFW")  # GDAL's upper-case name
+    assert headers.read_header(name).transform == (2.0, 0.0, 99.0, 0.0, -2.0, 201.0)
+    (tmp_path / "scan.TFW").unlink()
+    assert headers.read_header(name).transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    assert len(opened) == 4
+
+
+def test_a_settled_folder_is_listed_once_for_its_files(tmp_path: Path, monkeypatch) -> None:
+    from geodino.data import header_sidecars
+
+    for i in range(5):
+        (tmp_path / f"{i}.tif").write_bytes(b"")
+    (tmp_path / "3.tfw").write_text("1\n0\n0\n-1\n0\n0\n")
+    header_sidecars.forget()
+    listed: list[str] = []
+    real = os.listdir
+    monkeypatch.setattr(header_sidecars.os, "listdir", lambda f: listed.append(f) or real(f))
+    later = types.SimpleNamespace(time_ns=lambda: os.stat(tmp_path).st_ctime_ns + 10**13)  # the folder settled
+    monkeypatch.setattr(header_sidecars, "time", later)
+    found = [header_sidecars.georef_stamp(str(tmp_path / f"{i}.tif")) for i in range(5)]
+    assert [len(f) for f in found] == [0, 0, 0, 1, 0] and found[3][0][0] == "tfw" and len(listed) == 1
+    (tmp_path / "1.wld").write_text("1\n0\n0\n-1\n0\n0\n")  # the folder changed: listed again
+    assert header_sidecars.georef_stamp(str(tmp_path / "1.tif"))[0][0] == "wld" and len(listed) == 2
+    header_sidecars.forget()
