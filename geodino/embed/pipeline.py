@@ -231,9 +231,12 @@ def _run(
             f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it "
             "(overwrite=True or resume=True in Python)"
         )
-    from geodino.io import refuse_folder_in_the_way
+    from geodino.embed.stac_items import raster_item_path
+    from geodino.io import refuse_folder_in_the_way, refuse_long_name
 
     refuse_folder_in_the_way(out_path)
+    # its STAC item's name too (`X.zarr.stac.json` of a 250-byte X.zarr): refused once the raster was written
+    refuse_long_name(raster_item_path(out_path), "output's STAC item")
     from geodino.io import make_dirs
 
     make_dirs(out_path.parent)
