@@ -18,8 +18,6 @@ import threading
 import time
 from collections import OrderedDict
 
-from geodino.io_stamps import changed_recently
-
 __all__ = ["georef_stamp"]
 
 FOLDERS = 4096  # listings kept (least recently asked go first)
@@ -74,6 +72,8 @@ def _listing(folder: str) -> dict[str, tuple[str, ...]]:
         if kept is not None and kept[0] == key:
             _LISTINGS.move_to_end(folder)
             return kept[1]
+    from geodino.io_stamps import changed_recently  # hashlib's import, only when a folder is listed
+
     try:
         listed = os.listdir(folder)
     except OSError:

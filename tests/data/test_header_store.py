@@ -323,3 +323,31 @@ def test_a_settled_folder_is_listed_once_for_its_files(tmp_path: Path, monkeypat
     (tmp_path / "1.wld").write_text("1\n0\n0\n-1\n0\n0\n")  # the folder changed: listed again
     assert header_sidecars.georef_stamp(str(tmp_path / "1.tif"))[0][0] == "wld" and len(listed) == 2
     header_sidecars.forget()
+
+
+def test_a_writer_killed_inside_its_transaction_leaves_the_store_whole(tmp_path: Path, opened: list[str]) -> None:
+    """A process killed while it writes (SIGKILL, out of memory) leaves its journal: the next process rolls the
+    unfinished rows back and keeps the earlier ones."""
+    import signal
+
+    head = headers.ImageHeader(8, 8, 3, "uint8", (None,) * 3, (), "pillow", "RGB")
+    header_store.keep("/none/kept.png", "auto", (1, 2, None, 3, 4, ()), head)
+    header_store.flush()
+    script = (
+        "import time; from geodino.data import header_store as s\n"
+        "c = s._store(); c._run(lambda conn: conn.execute('BEGIN IMMEDIATE'))\n"
+        "c.conn.executemany('INSERT INTO facts VALUES (?,?,?,?,?,?,?)', [(f'/k/{i}', 'auto', 'v', 's', 'h', 0, 0)"
+        " for i in range(2000)])\n"
+        "print('inside', flush=True); time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    run = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stdout.readline().strip() == "inside"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    assert Path(f"{header_store.store_path()}-journal").exists()
+    new_process()
+    assert header_store.lookup("/none/kept.png", "auto", (1, 2, None, 3, 4, ())) == head
+    with sqlite3.connect(header_store.store_path()) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT count(*) FROM facts").fetchone()[0] == 1
