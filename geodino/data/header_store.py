@@ -18,7 +18,11 @@ this schema (`SCHEMA`, with `ImageHeader`'s field names), geodino's version and 
 and its GDAL's, with the GDAL settings in the environment, or Pillow's), so an upgrade of either reads every header
 again; each row carries a CRC of itself, so a damaged page never passes for a header. Only headers
 `headers.read_header` caches are kept (a file or sidecar changed within `io_stamps.RACY_NS` is not: its stat may
-not show a rewrite yet), failures never.
+not show a rewrite yet), failures never. Machines sharing the store (a home on NFS) that each hold another file at
+one node-local path (/tmp, /scratch) share a row only when the files' size, mtime, ctime and inode all agree: the
+ctime is each machine's clock to the nanosecond, so in practice the same content (one archive extracted on each
+node, whose header is the same), or a chance on a file system of whole-second times. The host is not in the key:
+a container's host name changes each run, and a dataset on a shared file system is the same file on every node.
 
 Failure never fails a run: a damaged store (or another file by its name) is emptied with one warning and filled
 again; one held by another process past `BUSY_S`, one warning, and headers are read from the files for the rest
