@@ -186,8 +186,13 @@ def _gdal_settings() -> str:
     """The GDAL/PROJ settings in the environment, as text: they change what a header reads as
     (`GDAL_PAM_ENABLED=NO` ignores the `.aux.xml` sidecar's scale/offset and band names, `GTIFF_POINT_GEO_IGNORE`
     moves the transform, `GDAL_GEOREF_SOURCES` picks where it comes from, `PROJ_DATA` the CRS's WKT), so rows
-    read under other settings are not used. Settings that change only speed or logging are left out."""
-    found = sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS) and k not in _NOT_READ)
+    read under other settings are not used. Settings that change only speed, logging or network access (remote
+    files are not kept; rasterio sets `GDAL_CURL_CA_BUNDLE` to its certifi file) are left out."""
+    found = sorted(
+        (k, v)
+        for k, v in os.environ.items()
+        if k.startswith(_SETTINGS) and k not in _NOT_READ and "CURL" not in k and "HTTP" not in k
+    )
     return json.dumps(found)
 
 
