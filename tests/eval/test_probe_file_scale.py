@@ -80,3 +80,16 @@ def test_embed_images_file_scale_false_reads_the_dn_by_dtype(tmp_path, capsys):
     assert "input scaling x*2.75e-05-0.2 (declared by the file: GDAL scale/offset)" in said[False]
     with pytest.raises(ConfigError, match="file_scale"):
         embed_images(tmp_path / "dn", SPEC, tmp_path / "bad.parquet", progress=False, file_scale="maybe")
+
+
+@pytest.mark.parametrize("probe", ["canopy", "detection"])
+def test_the_other_dense_probes_take_the_switch(probe):
+    """The canopy and detection probe configs have the key too (the tests above read a segmentation config): its
+    value reaches the probe's scaling."""
+    from geodino.eval.canopy import CanopyProbeConfig
+    from geodino.eval.detection import DetectionProbeConfig
+
+    schema = {"canopy": CanopyProbeConfig, "detection": DetectionProbeConfig}[probe]
+    assert InputScaling.of(load_config(schema, None, [])).file_scale is True
+    cfg = load_config(schema, None, ["file_scale=false"])
+    assert cfg.file_scale is False and InputScaling.of(cfg).file_scale is False
