@@ -12,7 +12,7 @@ from geodino.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from geodino.data.sensors import Sensor
 
-__all__ = ["check_bit_depth", "check_read_values", "scale_misfit", "scales_8bit", "scales_16bit"]
+__all__ = ["check_bit_depth", "check_read_values", "scale_misfit", "scales_8bit", "scales_16bit", "warn_rgb_dn"]
 
 
 def _as_tuple(v: float | tuple[float, ...]) -> tuple[float, ...]:
@@ -70,6 +70,29 @@ def check_bit_depth(
             f"(`{stats} --scale 0.0001 --out my.yaml` for reflectance x 10000, the default for 16-bit DN of files "
             "declaring no scale) or convert the files to 8 bits"
         )
+
+
+def warn_rgb_dn(name: str, dtype: Any, sensor: Sensor, *, stacklevel: int = 2) -> None:
+    """Warn in one line when an RGB-like sensor reads 16-bit DN as reflectance (every band's scale 1, no offset: a
+    `data stats` YAML written before it read uint16/int16 by the dtype rule, or one made with `--scale 1`): its
+    mean/std standardise the DN consistently, but pretraining's RGB colour jitter clamps to 0..1 and curate's cloud
+    rules threshold reflectance, so every crop came out one flat colour without a word. Not an error: DN in a
+    consistent unit are otherwise read right."""
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.uint16), np.dtype(np.int16)) or not getattr(sensor, "rgb_like", False):
+        return
+    if any(float(v) != 1 for v in _as_tuple(sensor.scale)) or any(_as_tuple(sensor.offset)):
+        return
+    import warnings
+
+    warnings.warn(
+        f"sensor {sensor.name!r} reads the {dt.name} DN of {name} as reflectance (scale 1, offset 0, rgb_like): "
+        "pretraining's RGB colour jitter and curate's cloud rules take reflectance in 0..1 and would see these "
+        f"pixels clamped flat; write its YAML again with `geodino data stats {name} --out my.yaml` (16-bit DN / "
+        "10000 by default) or with --scale and your product's factor",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def check_read_values(

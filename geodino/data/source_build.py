@@ -44,6 +44,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
 
         # a SourceConfig's keys are the archive's and the source's own option names (options_for passes them on)
         archive = RasterArchive(cfg.paths, **options_for(RasterArchive, cfg, progress=progress))
+        _warn_rgb_dn(archive)
         grid = grid_options(cfg, windows)
         raster = RasterSource(
             archive, **options_for(RasterSource, cfg, **grid, shuffle=shuffle, name=name, prescan=windows is None)
@@ -126,6 +127,16 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             "(--bands), or give the full list in that order"
         )
     return source
+
+
+def _warn_rgb_dn(archive: Any) -> None:
+    """`bit_depth.warn_rgb_dn` for the first 16-bit file of a raster source read for pretraining or curation, whose
+    colour ops (jitter, cloud rules) take reflectance; embed and viz attention warn in their own words instead."""
+    from geodino.data.bit_depth import warn_rgb_dn
+
+    first = next((sc for sc in archive.scenes if str(sc.dtype) in ("uint16", "int16")), None)
+    if first is not None:
+        warn_rgb_dn(first.path, first.dtype, archive.sensor, stacklevel=4)
 
 
 def _accepts_bands(dataset: str) -> bool:
