@@ -86,3 +86,15 @@ def test_positions_and_colour_tags_are_left_alone(tmp_path, export):
         assert cli.main(["embed", str(src), "-b", str(export), "--out", str(out), "--bands", "3,2,1", "--scale",
                          "0.004", *RUN]) == 0  # fmt: skip
         assert out.exists()
+
+
+def test_a_file_without_descriptions_is_named_by_a_sensor_of_its_band_count(tmp_path):
+    """No band descriptions: a --sensor of the file's band count (naip: R, G, B, N) names its bands by position, from
+    the file's whole header (not the bands read, which alone match no sensor): bands 3,2,1 are B, G, R, refused for
+    a backbone of R, G, B."""
+    src = helpers.write_tif(tmp_path / "naip.tif", random_image(32, 40, 4))
+    spec = "arch:vit_tiny?depth=1&patch_size=8&sensor=naip&bands=R,G,B"
+    run = {"progress": False, "tile": 32, "overlap": 8, "sensor": "naip"}
+    with pytest.raises(InputError, match=rf"^bands 3,2,1 of {src} are B, G, R but backbone .* takes R, G, B: "):
+        embed_raster(src, spec, tmp_path / "o.tif", bands=[3, 2, 1], **run)
+    assert embed_raster(src, spec, tmp_path / "o.tif", bands=[1, 2, 3], **run).exists()
