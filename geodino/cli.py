@@ -20,6 +20,7 @@ from geodino.cli_format import HelpFormatter
 # the warning and log lines live in cli_lines; these names stay importable from here (tests, older imports)
 from geodino.cli_lines import _LogLines, _OnceLines, _one_line_warning, log_warnings_as_lines  # noqa: F401
 from geodino.errors import GeoDinoError
+from geodino.storage_errors import STORAGE_ERRNOS, STORAGE_WORDS, storage_error  # noqa: F401  re-exported
 
 # Command name -> module exposing `register(subparsers) -> None` (which may add several commands).
 COMMANDS = {
@@ -78,6 +79,12 @@ class Parser(argparse.ArgumentParser):
         self._epilog = text
 
     def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
+        # a value starting with a dash (a file `-scene.tif`) is read as an option, and the option before it is left
+        # without its value: say how to pass it
+        if (m := re.match(r"argument (--[\w-]+)(/-\w)?: expected one argument$", message)) is not None:
+            message += (
+                f" (a value that starts with '-' is read as an option: write {m[1]}=-VALUE, or ./-NAME for a file)"
+            )
         self.exit(2, f"{self.prog}: error: {message}{closest_choice(message)}; see {self.prog} --help\n")
 
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:  # argparse's hook for each value read
@@ -457,49 +464,6 @@ def close_progress_bars() -> None:
     for bar in open_bars():
         with contextlib.suppress(Exception):  # a bar of a closed stream: nothing left to tidy
             bar.close()
-
-
-STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"}
-STORAGE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
-
-
-def storage_error(exc: BaseException, *, again: str | None = None) -> str | None:
-    """One line for a write that the storage refused (full disk, quota, read-only or forbidden folder), found on
-    `exc` or its causes, whichever library raised it (OSError from Python, pyarrow's OSError, safetensors'
-    SafetensorError and GDAL errors carry only the OS message): names the file when known and what to do. Every
-    writer writes under a temporary name and renames when complete, so nothing under a final name is partial;
-    None for any other error, which keeps its traceback. `again`: how to go on once space is freed, when not "run the
-    same command again" (embed: its partial output is kept, so --resume)."""
-    import errno
-
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        code = errno.errorcode.get(cur.errno, "") if isinstance(cur, OSError) and cur.errno else ""
-        text = str(cur)
-        word = next((w for w in STORAGE_WORDS if w in text), None)
-        if code in STORAGE_ERRNOS or word:
-            what = (cur.strerror if isinstance(cur, OSError) and cur.strerror else None) or word or code
-            where = getattr(cur, "filename", None)
-            if where:  # the output asked for, not the hidden temporary it is written under
-                from geodino.io_temps import temp_target
-
-                where = temp_target(where) or where
-            if code in ("EACCES", "EPERM") or word == "Permission denied":
-                tail = f", {again}" if again else ""
-                return (
-                    f"permission denied{f' on {where}' if where else ''} ({what}); make it readable or writable{tail}"
-                )
-            target = f" writing {where}" if where else ""
-            fix = (
-                f"free space (or make it writable), {again}"
-                if again
-                else ("free space or choose a writable --out, then run the same command again")
-            )
-            return f"the storage refused a write{target} ({what}); nothing was left under a final name: {fix}"
-        cur = cur.__cause__ or cur.__context__
-    return None
 
 
 if __name__ == "__main__":

@@ -116,10 +116,17 @@ def _acquire(lock: Path, busy: Callable[[str], str], replaced: str) -> IO[str]:
         fh.close()
     else:
         raise InputError(replaced)
-    fh.seek(0)
-    fh.truncate()
-    fh.write(_holder_text())
-    fh.flush()
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(_holder_text())
+        fh.flush()
+    except OSError:  # a full disk: the lock file goes again (it stayed, empty, beside the output of a failed run)
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        with contextlib.suppress(OSError):
+            fh.close()
+        raise
     return fh
 
 
@@ -200,7 +207,9 @@ def output_lock_path(path: Path) -> Path:
     path = Path(path).expanduser()
     if path.name in ("", ".", ".."):
         path = path.resolve()
-    return path.with_name(f".{path.name}{RUN_LOCK}")
+    from geodino.io_temps import aside_name
+
+    return aside_name(path, RUN_LOCK)  # a long NAME cut: `.NAME.geodino.lock` past 255 bytes left it unlocked
 
 
 def output_holder(path: Path, *, also: str = "") -> str | None:

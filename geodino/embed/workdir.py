@@ -124,7 +124,7 @@ def kept_for_resume(out: Path) -> Iterator[None]:
             f"--overwrite, or a clean-up?); run it again"
         ) from exc
     except Exception as exc:
-        from geodino.cli import storage_error
+        from geodino.storage_errors import storage_error
 
         flags = "--resume --overwrite" if out.exists() else "--resume"
         again = f"then run it again with {flags} to finish {out} (its partial output {work} is kept)"

@@ -431,7 +431,7 @@ def _save(path: Path, fs: FeatureSet, tag: str = "") -> bool:
 def _refused(exc: BaseException) -> str | None:
     """Why the storage refused a cache write (an OSError, safetensors' error carrying the OS message, or the one-line
     error `make_dirs` gives for an unwritable folder), or None for any other error."""
-    from geodino.cli import storage_error
+    from geodino.storage_errors import storage_error
 
     if isinstance(exc, OSError):
         return f"{type(exc).__name__}: {exc}"

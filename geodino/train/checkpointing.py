@@ -250,6 +250,11 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
     ckpt = Path(ckpt).expanduser()
     if not ckpt.exists():
         load_file(ckpt)  # its one line ("not found", naming files nearby) before any output folder is made
+    if Path(out).expanduser().is_dir():  # `export CKPT exports/` wrote exports.pth ... beside the folder, not in it
+        raise InputError(
+            f"export output {out} is a folder; an export is files OUT.pth, OUT.safetensors, OUT.heads.pth and "
+            f"OUT.stac.json: name them, e.g. {Path(out) / 'backbone.pth'}"
+        )
     outputs = (*export_paths(out), export_item_path(out))  # the STAC item too: a file of the user's is not replaced
     for p in outputs:
         refuse_folder_in_the_way(p)
