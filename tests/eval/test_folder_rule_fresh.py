@@ -82,7 +82,7 @@ def test_a_fresh_sidecar_beside_a_settled_file_is_not_kept(
     def settled_files(path: str | Path) -> headers.Stamp | None:
         stamp = real(path)
         assert stamp is not None
-        return (*stamp[:3], stamp[3] - HOUR_NS)  # the file's own ctime an hour back; its sidecar's as it is
+        return (*stamp[:3], stamp[3] - HOUR_NS, *stamp[4:])  # the file's own ctime an hour back; the rest as is
 
     monkeypatch.setattr(headers, "header_stamp", settled_files)
     _settle(tmp_path)
