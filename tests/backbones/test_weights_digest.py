@@ -95,6 +95,25 @@ def test_a_fresh_file_is_not_cached(tmp_path: Path, cache: Path, calls: list[int
     assert "sha256" not in json.loads(entry.read_text())
 
 
+def test_a_file_changed_while_it_is_hashed_is_not_cached(tmp_path: Path, cache: Path, monkeypatch) -> None:
+    """The digest is of the bytes read, which may be neither the file before nor after a write during the read: no
+    entry is stored when the stat after the hash differs from the one before, and the next call hashes again."""
+    f = _weights(tmp_path)
+    real = wd.sha256_path
+
+    def rewritten_meanwhile(path: Path) -> str:
+        digest = real(path)
+        f.write_bytes(b"other" * 1000)
+        os.utime(f, ns=(OLD_NS, OLD_NS))  # a same-mtime rewrite: its size, ctime and perhaps inode move
+        return digest
+
+    monkeypatch.setattr(wd, "sha256_path", rewritten_meanwhile)
+    wd.cached_sha256(f)
+    monkeypatch.setattr(wd, "sha256_path", real)
+    assert not _entries(cache)  # storing it paired the old bytes' digest with the new stat
+    assert wd.cached_sha256(f) == hashlib.sha256(b"other" * 1000).hexdigest()
+
+
 def test_a_future_mtime_is_cached(tmp_path: Path, cache: Path, calls: list[int]) -> None:
     """An mtime set ahead (`touch -d`, an archive made where the clock was ahead) says nothing of when the file last
     changed (its ctime does): such a file was never stored, and every process hashed it again."""
