@@ -92,6 +92,8 @@ def test_each_build_has_its_own_scaling(tmp_path: Path) -> None:
     assert second is not first and second.fixed == first.fixed and second.fixed is not first.fixed
     second.rule(np.zeros((1, 4, 4), np.uint16), "elsewhere")  # a file of another kind, fixed for this run only
     assert ("uint16", 1) in second.fixed and ("uint16", 1) not in first.fixed
+    _, third = _settle(tmp_path, None)  # the memo's second hand-out: a copy too, not the one it keeps
+    assert third is not second and ("uint16", 1) not in third.fixed
 
 
 class _Recording:

@@ -63,6 +63,8 @@ def test_without_workers_the_training_process_counts_them(tmp_path):
     data = DataConfig(sources=[SourceConfig(type="images", paths=[str(photo_folder(tmp_path / "p"))])])
     crops = CropsConfig(global_size=16, local_size=8, n_local=1)
     loader = build_ssl_loader(data, crops, batch_size=4, num_workers=0, max_steps=1, patch_size=8, progress=False)
+    flags = [f for f in loader.dataset._corrupt._flags if f is not None]
+    assert flags and not any(f.is_shared() for f in flags)  # no worker process reads them: no shared memory
     assert loader.dataset.corrupt_replaced() == 0  # none read yet
     for _ in loader:
         pass
