@@ -5,7 +5,7 @@ the CLI."""
 
 from __future__ import annotations
 
-__all__ = ["STORAGE_ERRNOS", "STORAGE_WORDS", "storage_error"]
+__all__ = ["STORAGE_ERRNOS", "STORAGE_WORDS", "named_refusal", "storage_error"]
 
 STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG"}
 STORAGE_WORDS = (
@@ -61,5 +61,28 @@ def storage_error(exc: BaseException, *, again: str | None = None) -> str | None
                 else ("free space or choose a writable --out, then run the same command again")
             )
             return f"the storage refused a write{target} ({what}); nothing was left under a final name: {fix}"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def named_refusal(exc: BaseException, path: object) -> OSError | None:
+    """The refused write that `storage_error` finds on `exc` or its causes, as an OSError naming `path`, when it
+    names no file: torch.save's error of a full disk carries no file name, safetensors' only the OS message, so the
+    line could not say which output failed. None when `exc` is no refusal or already names its file."""
+    import errno
+    import os
+
+    words = dict(zip(STORAGE_WORDS, (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG)))
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = cur.errno if isinstance(cur, OSError) and errno.errorcode.get(cur.errno or 0) in STORAGE_ERRNOS else None
+        word = next((w for w in STORAGE_WORDS if w in str(cur)), None)
+        if code or word:
+            if getattr(cur, "filename", None):
+                return None
+            num = code or words[word or ""]
+            return OSError(num, os.strerror(num), str(path))
         cur = cur.__cause__ or cur.__context__
     return None

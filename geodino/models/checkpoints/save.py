@@ -5,7 +5,8 @@ item), each atomically."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,22 @@ def _config_of(obj: Any, config: Mapping[str, Any] | None) -> dict[str, Any] | N
     return dict(cfg) if isinstance(cfg, Mapping) else None
 
 
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """A write of `path` that the storage refused (full disk, quota, file-size limit) raised as an OSError naming
+    `path` (`storage_errors.named_refusal`): torch.save's and safetensors' errors name no file, so the CLI's line
+    could not say which output failed."""
+    try:
+        yield
+    except Exception as exc:
+        from geodino.storage_errors import named_refusal
+
+        refused = named_refusal(exc, path)
+        if refused is None:
+            raise
+        raise refused from exc
+
+
 def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
     """Write a plain state_dict (official layout) atomically; loadable with weights_only=True and strict=True
     by the official code. The build kwargs are not stored in the .pth (it stays a pure official file): they go
@@ -39,7 +56,7 @@ def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
     from geodino.io import atomic_path
 
     path = Path(path).expanduser()
-    with atomic_path(path) as tmp:
+    with _naming(path), atomic_path(path) as tmp:
         save_torch(_state_of(obj), tmp)
     return path
 
@@ -64,7 +81,7 @@ def save_safetensors(
         meta[SAFETENSORS_CONFIG_KEY] = json.dumps(cfg)
     if normalization:
         meta[NORMALIZATION_KEY] = to_json(check_normalization(normalization, str(path)))
-    with atomic_path(path) as tmp:
+    with _naming(path), atomic_path(path) as tmp:
         save_safetensors_file(state, tmp, metadata=meta)
     return path
 
@@ -117,12 +134,14 @@ def _save_backbone(
     if layout == "hf":
         from geodino.models.checkpoints.hf import write_hf_folder
 
-        return write_hf_folder(state, path, config=cfg, normalization=norm)
+        with _naming(path):
+            return write_hf_folder(state, path, config=cfg, normalization=norm)
     elif layout == "timm":
         from geodino.models.checkpoints.timm import official_to_timm, timm_metadata, write_timm_folder
 
         if not path.suffix:
-            return write_timm_folder(state, path, config=cfg, normalization=norm)
+            with _naming(path):
+                return write_timm_folder(state, path, config=cfg, normalization=norm)
         meta = timm_metadata(state, cfg, norm)
         state = official_to_timm(state)
         if path.suffix == ".safetensors":
@@ -134,7 +153,8 @@ def _save_backbone(
             extra[LOCAL_NORM_KEY] = True
         if norm:
             extra["normalization"] = norm
-        write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base
+        with _naming(heads_path(path)):
+            write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base
         return path
     if path.suffix == ".safetensors":
         return save_safetensors(state, path, config=cfg, normalization=norm)
@@ -142,7 +162,8 @@ def _save_backbone(
     # always, also without a record: the build kwargs the weights cannot show (LayerNorm eps, RoPE settings) go
     # with the file, and an earlier file's sidecar (its mean/std and kwargs) never stays beside new weights. The
     # .pth itself stays a plain state_dict that the official code loads.
-    write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
+    with _naming(heads_path(path)):
+        write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
     return path
 
 
@@ -172,7 +193,7 @@ def save_export(
     STAC item `X.stac.json` that catalogues them (MLM extension; `stac_properties` go into its properties:
     `checkpoints.stac_item`). Returns the three weight file paths."""
     from geodino.io import make_dirs, refuse_folder_in_the_way
-    from geodino.models.checkpoints.stac_item import write_export_item
+    from geodino.models.checkpoints.stac_item import export_item_path, write_export_item
     from geodino.run_lock import locked_output
 
     pth, st, hp = export_paths(out)
@@ -183,7 +204,8 @@ def save_export(
     # one writer at a time per export name: a second export onto X stops with one line while the first writes
     with locked_output(pth.with_suffix(""), what="export"):
         _stage_export(pth, st, hp, state, config, heads, norm, extra)
-        write_export_item([pth, st, hp], state, config, norm, stac_properties)
+        with _naming(export_item_path(pth)):
+            write_export_item([pth, st, hp], state, config, norm, stac_properties)
     return [pth, st, hp]
 
 
@@ -210,7 +232,8 @@ def _stage_export(
     try:
         save_pth(state, staged[0])
         save_safetensors(state, staged[1], config=config, normalization=norm)
-        write_heads(staged[2], heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
+        with _naming(hp):
+            write_heads(staged[2], heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
         export_item_path(pth).unlink(missing_ok=True)  # never describing (and checksumming) other weights
         for p in (st, hp):  # the .pth is replaced by its rename, first
             p.unlink(missing_ok=True)
