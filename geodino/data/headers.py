@@ -53,6 +53,7 @@ __all__ = [
     "read_error",
     "read_header",
     "reader_kind",
+    "stamp_is_young",
     "tiff_cut_short",
 ]
 
@@ -232,7 +233,7 @@ def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
         now = time.time_ns()  # before the stat: the change it shows happened before this
         st = os.stat(name)
         stamp = st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino, _georef(name, reader)
-        if _young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
+        if stamp_is_young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
             return _read(name, reader)
         return _cached(name, reader, stamp)
     except ConfigError:  # a setting of the header store (`header_store.store_path`), not the file
@@ -354,9 +355,10 @@ def _georef(name: str, reader: str) -> SideStamp:
     return georef_stamp(name) if reader_kind(name, reader) == "rasterio" else ()
 
 
-def _young(stamp: Stamp, now_ns: int) -> bool:
-    """Whether the file or its sidecar changed within `io_stamps.RACY_NS` before `now_ns` (or after it), by their
-    ctimes (`io_stamps.changed_recently`)."""
+def stamp_is_young(stamp: Stamp, now_ns: int) -> bool:
+    """Whether the file or one of its sidecars (`.aux.xml`, a world or TAB file) changed within `io_stamps.RACY_NS`
+    before `now_ns` (or after it), by their ctimes (`io_stamps.changed_recently`): such a stamp may not move with a
+    rewrite in the same tick, so nothing keyed by it is kept (the header cache, the folder-rule memo)."""
     from geodino.io_stamps import changed_recently
 
     side = stamp[2]

@@ -80,16 +80,13 @@ def settled_rule(
 
 
 def _settled_stamps(stamps: tuple[tuple[str, Any], ...], start_ns: int) -> bool:
-    """Whether every file (and its `.aux.xml`) stat and was last changed more than `RACY_NS` before `start_ns`, by
-    their ctimes (`io_stamps.changed_recently`, as the header cache judges them: a rewrite dated back to an old mtime
-    by `cp -p` or an archive is fresh by its ctime): only then is a rule kept, its stamps sure to move with any later
-    change."""
-    from geodino.io_stamps import changed_recently
+    """Whether every file (and its sidecars) stat and was last changed more than `RACY_NS` before `start_ns`, by
+    their ctimes (`headers.stamp_is_young`, the header cache's own rule, sidecars included: a rewrite dated back to an
+    old mtime by `cp -p` or an archive is fresh by its ctime): only then is a rule kept, its stamps sure to move with
+    any later change."""
+    from geodino.data.headers import stamp_is_young
 
-    def fresh(s: Any) -> bool:
-        return changed_recently((s[3], *((s[2][2],) if s[2] is not None else ())), start_ns)
-
-    return all(s is not None and not fresh(s) for _, s in stamps)
+    return all(s is not None and not stamp_is_young(s, start_ns) for _, s in stamps)
 
 
 def _settings(scaling: InputScaling) -> tuple[Any, ...]:

@@ -91,3 +91,10 @@ def test_a_fresh_sidecar_beside_a_settled_file_is_not_kept(
     Path(f"{files[0]}.aux.xml").write_text("<PAMDataset></PAMDataset>")
     _settle(tmp_path)
     assert not kept  # a sidecar changed now: not kept (ignoring the sidecar's ctime kept it)
+    Path(f"{files[0]}.aux.xml").unlink()
+    _settle(tmp_path)
+    assert len(kept) == 1
+    kept.clear()
+    Path(files[1]).with_suffix(".tfw").write_text("10\n0\n0\n-10\n500005\n6000035\n")  # a world file written now
+    _settle(tmp_path)
+    assert not kept  # the header cache's rule counts a fresh world file; the memo judged the .aux.xml only
