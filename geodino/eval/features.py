@@ -407,6 +407,12 @@ def _save(path: Path, fs: FeatureSet, tag: str = "") -> bool:
         **({"files": tag} if tag else {}),
     }
     tensors = {"cls": fs.cls.contiguous(), "patch_mean": fs.patch_mean.contiguous(), "targets": fs.targets.contiguous()}
+    made = []  # the folders this write creates (deepest first): removed again when it fails, so a full disk leaves
+    # no empty OUT/feature_cache/ behind (which also kept the CLI from removing the OUT it made)
+    p = folder
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -415,8 +421,12 @@ def _save(path: Path, fs: FeatureSet, tag: str = "") -> bool:
         reason = _refused(exc)
         if reason is None:
             raise
+        import contextlib
         import warnings
 
+        for p in made:
+            with contextlib.suppress(OSError):  # one holding another run's entry stays
+                p.rmdir()
         _UNWRITABLE.add(str(folder))
         warnings.warn(
             f"feature cache {folder} could not be written ({reason}); the features stay in memory for this run and "

@@ -54,4 +54,25 @@ def test_a_full_disk_under_the_feature_cache_warns_once_and_the_probe_completes(
     assert said[0].startswith(f"feature cache {cache} could not be written (OSError: [Errno 28] No space left")
     assert [(r["metric"], r["value"]) for r in rows] == [(r["metric"], r["value"]) for r in expected]
     assert (tmp_path / "full" / "results.json").is_file()
-    assert list(cache.iterdir()) == []  # no partial file, under a final name or a temporary one
+    assert not cache.exists()  # no partial file, under a final name or a temporary one, nor the folder made for it
+
+
+def test_probe_on_a_full_disk_leaves_no_empty_feature_cache(tmp_path, tiny_backbone, monkeypatch, capsys):  # noqa: F811
+    """The feature cache's folder is made at its first write, outside the run's `make_dirs`: a probe into a fresh
+    --out on a full disk stopped in one line but left OUT/feature_cache/ empty (and with it OUT, where nothing else
+    was written); the folder is removed when its write fails."""
+    import geodino.eval.runner
+
+    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
+    out = tmp_path / "p"
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / "results.json"))
+
+    monkeypatch.setattr("safetensors.torch.save_file", full_disk)
+    monkeypatch.setattr(geodino.eval.runner, "write_results", full_disk)
+    with pytest.warns(UserWarning, match="feature cache .* could not be written"):
+        code = geodino.cli.main(["probe", "-c", str(_suite(tmp_path)), "-b", "tiny", "--out", str(out), "progress=0"])
+    assert code == 1 and f"writing {out / 'results.json'} (No space" in capsys.readouterr().err
+    assert not (out / "feature_cache").exists()
+    assert [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())] == []  # no empty folder left
