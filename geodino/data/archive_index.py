@@ -32,6 +32,8 @@ from geodino.data.validity import check_nodata
 from geodino.errors import InputError, one_line, plural
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from geodino.data.archive import RasterArchive
 
 _REFETCH = "re-download or re-copy it, or remove it"
@@ -89,8 +91,9 @@ def _memo_name(archive: RasterArchive, key: dict[str, Any], now_ns: int) -> str 
 
 
 def _cached_index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
-    """The scenes stored in `index_cache`, else those this process indexed under the same key (`_remembered`),
-    else `_index`, when files and settings are unchanged; a new index is stored in `index_cache`."""
+    """The scenes stored in `index_cache` (or its file of these settings, `_settings_file`), else those this process
+    indexed under the same key (`_remembered`), else `_index`, when files and settings are unchanged; a new index is
+    stored where it is looked for."""
     key = archive._index_key()
     stored = _stored(archive, key) if archive.index_cache is not None else None
     if stored is not None:
@@ -100,9 +103,42 @@ def _cached_index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
         from geodino.io import atomic_path  # may be fixed next time
 
         payload = {"key": key, "scenes": [dataclasses.asdict(sc) for sc in scenes]}
-        with atomic_path(archive.index_cache) as tmp:
+        with atomic_path(_index_file(archive, key)) as tmp:
             tmp.write_text(json.dumps(payload))
     return scenes
+
+
+def _settings(key: Any) -> dict[str, Any] | None:
+    """The reading settings of an index key: all but its files and its version (a changed file or an index of an
+    older version is replaced in place); None for what is no key."""
+    return {k: v for k, v in key.items() if k not in ("files", "version")} if isinstance(key, dict) else None
+
+
+def _settings_file(cache: Path, key: dict[str, Any]) -> Path:
+    """`INDEX.<12 hex of the settings>.json` beside `index_cache` INDEX.json: the index of other settings than those
+    `index_cache` holds (two sources or commands sharing one path: other bands, nodata, sensor, CRS). With one file,
+    runs alternating two settings rebuilt the index at every start, each overwriting the other's."""
+    digest = hashlib.sha256(json.dumps(_settings(key), sort_keys=True).encode()).hexdigest()[:12]
+    return cache.with_name(f"{cache.stem}.{digest}{cache.suffix}")
+
+
+def _index_file(archive: RasterArchive, key: dict[str, Any]) -> Path:
+    """Where the index of `key` is kept: `index_cache`, unless it holds the index of other settings
+    (`_settings_file`)."""
+    assert archive.index_cache is not None
+    held = _settings(_read(archive.index_cache).get("key"))
+    return archive.index_cache if held in (None, _settings(key)) else _settings_file(archive.index_cache, key)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """An index file's JSON; {} for no file, or an unreadable (removed since is_file, by a user or another run) one."""
+    if not path.is_file():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
 
 
 def _remembered(archive: RasterArchive, key: dict[str, Any], progress: bool) -> list[SceneInfo]:
@@ -120,14 +156,15 @@ def _remembered(archive: RasterArchive, key: dict[str, Any], progress: bool) -> 
 
 
 def _stored(archive: RasterArchive, key: dict[str, Any]) -> list[SceneInfo] | None:
-    """The scenes `index_cache` holds under `key`, or None (no file, another key, or an unreadable or old one)."""
+    """The scenes `index_cache`, or where it holds other settings' index their file beside it (`_settings_file`),
+    holds under `key`, or None (no file, another key, or an unreadable or old one)."""
     assert archive.index_cache is not None
-    if not archive.index_cache.is_file():
+    stored = _read(archive.index_cache)
+    if _settings(stored.get("key")) not in (None, _settings(key)):  # another source's or command's index
+        stored = _read(_settings_file(archive.index_cache, key))
+    if stored.get("key") != key:
         return None
     try:
-        stored = json.loads(archive.index_cache.read_text())
-        if stored.get("key") != key:
-            return None
         one = _sharer()
         return [
             SceneInfo(
@@ -144,8 +181,8 @@ def _stored(archive: RasterArchive, key: dict[str, Any]) -> list[SceneInfo] | No
             )
             for d in stored["scenes"]
         ]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable (removed since is_file, by a user or another run) or old cache: rebuild it
+    except (ValueError, KeyError, TypeError):
+        return None  # an old or damaged cache: rebuild it
 
 
 def _sharer() -> Callable[[str, Any], Any]:
