@@ -84,3 +84,27 @@ def test_a_refusal_that_names_its_file_keeps_it() -> None:
     assert named_refusal(ValueError("a bug"), Path("/b/y.pth")) is None
     got = named_refusal(RuntimeError(f"I/O error: {FULL}"), Path("/b/y.pth"))
     assert isinstance(got, OSError) and (got.errno, got.filename) == (errno.ENOSPC, "/b/y.pth")
+
+
+@pytest.mark.parametrize("layout", ["official", "timm"])
+def test_a_convert_over_an_earlier_one_failing_at_the_sidecar_keeps_the_earlier_pair(
+    tmp_path, capsys, monkeypatch, layout
+) -> None:
+    """The sidecar was written after the new weights were in place: a full disk there left them beside the earlier
+    file's sidecar, whose build kwargs and normalisation record `info` then reported for them."""
+    from geodino.models import build_model
+
+    torch.manual_seed(0)
+    first, second = (tmp_path / "a.pth", tmp_path / "b.pth")
+    torch.save(build_model("vit_tiny", patch_size=8, in_chans=3, depth=1).state_dict(), first)
+    torch.save(build_model("vit_tiny", patch_size=8, in_chans=3, depth=2).state_dict(), second)
+    out = tmp_path / "o" / "c.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli.main(["convert", str(first), str(out), "--to", layout]) == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir() if not p.name.endswith(".lock")}
+    assert set(before) == {"c.pth", "c.heads.pth"}
+    monkeypatch.setattr(torch, "save", _torch_save_on_a_full_disk(2))  # the weights are written, the sidecar not
+    line = _one_line_exit_1(capsys, "convert", second, out, "--to", layout, "--overwrite")
+    assert f"writing {out.with_name('c.heads.pth')} ({FULL})" in line
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir() if not p.name.endswith(".lock")} == before

@@ -146,24 +146,45 @@ def _save_backbone(
         state = official_to_timm(state)
         if path.suffix == ".safetensors":
             return save_safetensors(state, path, normalization=norm, metadata=meta)
-        save_pth(state, path)
         extra = {k: json.loads(meta[k]) for k in ("pretrained_cfg", "model_args")}
         extra["architecture"] = meta["architecture"]
         if LOCAL_NORM_KEY in meta:  # the official model has local_cls_norm, which timm does not store
             extra[LOCAL_NORM_KEY] = True
         if norm:
             extra["normalization"] = norm
-        with _naming(heads_path(path)):
-            write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base
-        return path
+        return _pth_and_sidecar(state, path, extra)  # the sidecar: timm's architecture, heads, RoPE base
     if path.suffix == ".safetensors":
         return save_safetensors(state, path, config=cfg, normalization=norm)
-    save_pth(state, path)
     # always, also without a record: the build kwargs the weights cannot show (LayerNorm eps, RoPE settings) go
     # with the file, and an earlier file's sidecar (its mean/std and kwargs) never stays beside new weights. The
     # .pth itself stays a plain state_dict that the official code loads.
-    with _naming(heads_path(path)):
-        write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
+    return _pth_and_sidecar(state, path, {"backbone": dict(cfg or {}), "normalization": norm})
+
+
+def _pth_and_sidecar(state: dict[str, Tensor], path: Path, sidecar: dict[str, Any]) -> Path:
+    """`path` (.pth) and its `.heads.pth` sidecar (`sidecar`'s entries), written under temporary names and renamed
+    into place once both are written, the earlier sidecar removed just before (as `_stage_export` does): the sidecar
+    written after the weights were in place left, when it failed (a full disk), the new weights beside the earlier
+    file's sidecar, whose build kwargs and normalisation record `info` and the loaders then applied to them."""
+    import os
+
+    from geodino.io import fsync_path, refuse_folder_in_the_way, temp_name
+
+    hp = heads_path(path)
+    for p in (path, hp):
+        refuse_folder_in_the_way(p)
+    staged = [temp_name(p) for p in (path, hp)]
+    try:
+        save_pth(state, staged[0])
+        with _naming(hp):
+            write_heads(staged[1], {}, **sidecar)
+        hp.unlink(missing_ok=True)
+        os.replace(staged[0], path)
+        os.replace(staged[1], hp)
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)
     return path
 
 
