@@ -230,6 +230,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "pretrain -c configs/pretrain/sat_vits16.yaml init_from=weights/dinov3_vits16_pretrain_lvd1689m-08c60483.pth head_warmup_steps=1000 ssl.schedules.lr.peak=1e-4 ssl.schedules.teacher_temp.start=0.07": ConfigOnly("the released ViT-S/16 LVD-1689M weights (a download) and a 1000-step head warm-up; init_from an export runs in README's `init_from=exports/source.pth` command"),
     G + "export runs/NAME/checkpoints/last.ckpt exports/name.pth": Run(),
     G + "export runs/NAME/checkpoints/last.ckpt exports/name_student.pth --which student": Run(),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b runs/small_vit_tiny/export/teacher.pth --compare baseline:colour tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_chips/ 'tasks.eurosat_knn_linear.data.bands=[]' tasks.eurosat_knn_linear.features.image_size=0": ConfigOnly("reads the export of a README first run and the user's own chips; the same class-folder keys run on generated data as runs/mine"),
     # --- docs/probing.md
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone checkpoints/dinov3_vits16_pretrain_lvd1689m.pth --out runs/eurosat_vits": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b baseline:colour --out runs/eurosat_colour": ConfigOnly(DOWNLOAD),
