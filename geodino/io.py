@@ -285,7 +285,8 @@ def atomic_path(
 ) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`. When the body raises, or the rename is
     refused or fails, the temporary is removed and that error raised unchanged (a GDAL error of a full disk as the
-    OSError it stands for, `io_gdal.gdal_refusal`).
+    OSError it stands for, `io_gdal.gdal_refusal`; a refused write whose error names no file as one naming `path`,
+    `storage_errors.named_refusal`).
 
     Works for files and folders (Zarr stores). The rename is atomic for files; an existing folder is moved
     aside first and deleted after the new one is in place. `replaces(path)` (e.g. `check_replaceable_folder`)
@@ -318,8 +319,11 @@ def atomic_path(
             fsync_path(path.parent)
     except BaseException as exc:  # the body's error, or a refused or failed rename: raised without the temporary
         from geodino.io_gdal import gdal_refusal
+        from geodino.storage_errors import named_refusal
 
-        refused = gdal_refusal(exc, tmp, path)  # GDAL's "Write failed" of a full disk: the OSError it stands for
+        # GDAL's "Write failed" of a full disk: the OSError it stands for; any other refusal that names no file
+        # (torch.save's, safetensors', a plain write()'s) names the output
+        refused = gdal_refusal(exc, tmp, path) or named_refusal(exc, path)
         _discard(tmp)
         if refused is not None:
             raise refused from exc

@@ -156,7 +156,20 @@ def _store() -> _Store | None:
         _INHERITED.append(store)  # a forked worker's parent's: never closed here (it could roll back the parent's)
     path = store_path()
     store = _STORES[key] = None if path is None else _Store(path)
+    if store is not None:
+        _flush_at_child_exit()
     return store
+
+
+def _flush_at_child_exit() -> None:
+    """In a multiprocessing child (a DataLoader worker: `data curate` reads a header per image there), flush when it
+    exits: such a child ends in `os._exit`, so `atexit` never runs there, and the headers it read since its last
+    batch were lost; multiprocessing runs its own exit finalizers first."""
+    import multiprocessing
+    import multiprocessing.util
+
+    if multiprocessing.parent_process() is not None:
+        multiprocessing.util.Finalize(None, flush, exitpriority=0)
 
 
 def _version(reader: str, name: str) -> str:
