@@ -132,9 +132,7 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         "commands": commands,
     }
     _print_report(summary, loss, table, stage1)
-    for note in (_interval_note(comparison), _paired_note(paired)):
-        if note:
-            print(note)
+    _print_verdict(comparison)
     from geodino.io import atomic_path
     from geodino.io_stamps import json_text
 
@@ -323,15 +321,19 @@ def _print_report(summary: dict[str, Any], loss: dict[str, Any] | None, table: d
 
 
 def _baseline_verdict(table: dict) -> str:
-    """One honest line on what the table shows: whether pretraining beat colour statistics on every metric."""
+    """One honest line on what the table shows: whether pretraining scored above colour statistics on every metric
+    ("beats" is left to the paired tests `_print_verdict` words, as comparison.md does)."""
     pairs = [(v["pretrained"], v["colour"]) for v in table.values() if "pretrained" in v and "colour" in v]
     if not pairs:
         return ""
     gain = min(p - c for p, c in pairs)
     if gain > 0:
-        return f"\nPretrained features beat colour statistics on every metric (by at least {gain:.3f})."
+        return (
+            f"\nPretrained features score above colour statistics on every metric (by at least {gain:.3f}); the "
+            "paired tests below say which top-1 gains are more than test-set noise."
+        )
     return (
-        "\nColour statistics match or beat the pretrained features here. The demo's forest and cropland share "
+        "\nColour statistics match or outscore the pretrained features here. The demo's forest and cropland share "
         "their colours and differ in shape (crowns against rows), so this run learned little beyond colour: look "
         "at the loss curves, or give pretraining more steps (trainer.max_steps). The README's EuroSAT table "
         "(pretraining quality) measures the same comparison on real chips."
@@ -344,7 +346,8 @@ def _fmt(v: float | None) -> str:
 
 def _interval_note(comparison: dict[str, Any]) -> str:
     """One line on whether the pretrained-vs-colour 95 % Wilson intervals of the top-1 rows overlap (comparison.md
-    marks such a difference with a dagger): a conservative screen, not a test; `_paired_note` gives the test."""
+    marks such a difference with a dagger): a conservative screen, not a test; the paired test's verdict is
+    `compare_verdict.verdict_markdown`'s, printed after it as `geodino probe --compare` words it."""
     from geodino.eval.compare import intervals_overlap
 
     main, colour = comparison["backbones"][0], comparison["backbones"][-1]
@@ -373,26 +376,16 @@ def _paired_tests(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _paired_note(paired: dict[str, dict[str, Any]]) -> str:
-    """One line per top-1 row: the exact McNemar p of pretrained vs colour statistics on the same test chips and
-    what it shows (p < 0.05: the difference is unlikely to be test-set noise; otherwise it is not shown)."""
-    from geodino.eval.classification_predictions import format_p
+def _print_verdict(comparison: dict[str, Any]) -> None:
+    """The interval screen, then the paired tests' verdicts in the words comparison.md ends with (one home:
+    `compare_verdict`, so the demo and `geodino probe --compare` never word a result differently)."""
+    from geodino.eval.compare_verdict import verdict_markdown
 
-    lines = []
-    for key, t in paired.items():
-        head = "kNN" if key.endswith("/knn_top1") else "linear"
-        if t["p"] >= 0.05:
-            verdict = "a difference is not shown on these test chips"
-        elif t["b"] > t["c"]:
-            verdict = "the gain is unlikely to be test-set noise (one seed, one pretraining run)"
-        else:
-            verdict = "colour statistics' lead is unlikely to be test-set noise"
-        lines.append(
-            f"Paired McNemar test, pretrained vs colour statistics, {head} top-1: p = {format_p(t['p'])} "
-            f"({t['b']} of {t['n']} test chips right only with pretrained features, {t['c']} only with colour "
-            f"statistics): {verdict}."
-        )
-    return "\n".join(lines)
+    note = _interval_note(comparison)
+    main, others = comparison["backbones"][0], list(comparison["backbones"][1:])
+    words = verdict_markdown(comparison["rows"], main, others)
+    for line in ([note] if note else []) + words[1:]:  # words[0] is the blank line before its heading
+        print(line)
 
 
 def _results_table(comparison: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:

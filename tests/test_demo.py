@@ -121,9 +121,9 @@ def test_demo_verdict_says_whether_pretraining_beat_colour_statistics():
     from geodino.demo import _baseline_verdict
 
     beat = {("t", "knn_top1"): {"pretrained": 0.9, "random": 0.2, "colour": 0.8}}
-    assert "beat colour statistics on every metric (by at least 0.100)" in _baseline_verdict(beat)
+    assert "score above colour statistics on every metric (by at least 0.100)" in _baseline_verdict(beat)
     level = {**beat, ("t", "linear_top1"): {"pretrained": 0.95, "colour": 0.95}}
-    assert "Colour statistics match or beat the pretrained features here" in _baseline_verdict(level)
+    assert "Colour statistics match or outscore the pretrained features here" in _baseline_verdict(level)
     assert _baseline_verdict({("t", "knn_top1"): {"pretrained": 0.9}}) == ""
 
 
@@ -184,28 +184,35 @@ def test_demo_says_whether_the_gain_over_colour_is_within_the_test_set_intervals
     assert _interval_note({"backbones": ["pre", "col"], "rows": [{"metric": "knn_top1"}]}) == ""
 
 
-def test_demo_words_its_verdict_from_the_paired_mcnemar_p():
+def test_demo_words_its_verdict_from_the_paired_mcnemar_p(capsys):
     """The demo said the gain over colour statistics 'is within sampling noise' whenever the Wilson intervals
-    overlapped; both backbones score the same chips, so the paired (McNemar) p decides, and summary.json has it."""
-    from geodino.demo import _interval_note, _paired_note, _paired_tests
+    overlapped; both backbones score the same chips, so the paired (McNemar) p decides, and summary.json has it.
+    The words are comparison.md's (`compare_verdict`), printed after the interval screen."""
+    from geodino.demo import _interval_note, _paired_tests, _print_verdict
 
     ci = {"pre": [0.70, 0.86], "rnd": [0.1, 0.2], "col": [0.60, 0.78]}
+    vals = {"pre": 0.8, "rnd": 0.15, "col": 0.7}
     rows = [
-        {"task": "t", "metric": "knn_top1", "ci95": ci, "mcnemar": {"rnd": {}, "col": {"n": 85, "b": 9, "c": 1}}},
-        {"task": "t", "metric": "linear_top1", "ci95": ci, "mcnemar": {"col": {"n": 85, "b": 5, "c": 3}}},
-        {"task": "t", "metric": "knn_macro_f1"},
+        {"task": "t", "metric": "knn_top1", "values": vals, "ci95": ci},
+        {"task": "t", "metric": "linear_top1", "values": vals, "ci95": ci},
+        {"task": "t", "metric": "knn_macro_f1", "values": vals},
     ]
-    rows[0]["mcnemar"]["col"]["p"] = 2 * (1 + 10) / 2**10  # b=9, c=1: P[X <= 1] of Binomial(10, 1/2), doubled
-    rows[1]["mcnemar"]["col"]["p"] = 0.7265625  # b=5, c=3
+    rows[0]["mcnemar"] = {"rnd": {}, "col": {"n": 85, "b": 9, "c": 1, "p": 2 * (1 + 10) / 2**10}}  # 2 P[X <= 1]
+    rows[1]["mcnemar"] = {"col": {"n": 85, "b": 5, "c": 3, "p": 0.7265625}}
     comparison = {"backbones": ["pre", "rnd", "col"], "rows": rows}
     paired = _paired_tests(comparison)
     assert set(paired) == {"t/knn_top1", "t/linear_top1"} and paired["t/knn_top1"]["b"] == 9
-    note = _paired_note(paired)
+    _print_verdict(comparison)
+    out = capsys.readouterr().out
+    assert out.startswith(_interval_note(comparison) + "\n") and "within sampling noise" not in out
     assert (
-        "kNN top-1: p = 0.021 (9 of 85 test chips right only with pretrained features, 1 only with colour "
-        "statistics): the gain is unlikely to be test-set noise" in note
+        "- the backbone beats col on t/knn_top1: 0.800 vs 0.700 (+0.100; McNemar p = 0.021: unlikely to be "
+        "test-set noise)" in out
     )
-    assert "linear top-1: p = 0.73 (5 of 85" in note and "a difference is not shown on these test chips" in note
-    assert "within sampling noise" not in _interval_note(comparison)
+    assert "- the backbone is ahead of col on t/linear_top1: 0.800 vs 0.700 (+0.100; McNemar p = 0.73: a " in out
+    rows[0]["values"] = {"pre": 0.7, "rnd": 0.15, "col": 0.8}
     rows[0]["mcnemar"]["col"] = {"n": 85, "b": 1, "c": 9, "p": 0.021484375}
-    assert "colour statistics' lead is unlikely to be test-set noise" in _paired_note(_paired_tests(comparison))
+    _print_verdict(comparison)
+    assert (
+        "- col beats the backbone on t/knn_top1: 0.700 vs 0.800 (-0.100; McNemar p = 0.021" in capsys.readouterr().out
+    )

@@ -7,7 +7,7 @@ the long run; then the main backbone, checked against every task and run; then t
 OUT/comparison.md and OUT/comparison.json: one row per (task, metric) in the main run's order, one column per
 backbone, and each comparison's difference to the main backbone; bookkeeping values apart, without differences; a
 note per task a comparison backbone could not run (a four-layer head on the one-block colour baseline), whose cells
-read "-".
+read "-"; last, each comparison's headline rows in words (`compare_verdict`: beats, or is ahead of, and the paired p).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from geodino.errors import GeoDinoError, one_line
 from geodino.eval.classification_predictions import add_paired_tests, format_p
+from geodino.eval.compare_verdict import verdict_markdown
 from geodino.io import atomic_path, json_text
 
 COMPARE_DIR = "compare"  # OUT/compare/<i>_<slug>/ holds each comparison's run
@@ -85,7 +86,8 @@ def comparison_markdown(
     bookkeeping rows (counts, last training loss) in a second table without differences; then a note per task a
     backbone skipped (`skipped`: spec -> {task: why}) and per backbone that failed (`failed`: spec -> error line),
     whose cells read "-"; a dagger on a Δ whose two 95 % intervals overlap (`intervals_overlap`); `rows`
-    (`comparison_rows` of `runs`, with `add_paired_tests`' McNemar results) puts `p=` after a top-1 Δ."""
+    (`comparison_rows` of `runs`, with `add_paired_tests`' McNemar results) puts `p=` after a top-1 Δ; last, the
+    headline rows in words (`compare_verdict.verdict_markdown`)."""
     from geodino.eval.results import format_value
 
     main = runs[0][0]
@@ -159,6 +161,7 @@ def comparison_markdown(
         lines += ["", "Not run (its cells read -):", ""]
         lines += [f"- `{s}` skipped {task}: {why}" for s, task, why in notes]
         lines += [f"- `{s}` failed (tasks it finished before are shown): {why}" for s, why in (failed or {}).items()]
+    lines += verdict_markdown(rows, main, others)  # the headline rows in words, as `geodino demo` words them
     return "\n".join(lines) + "\n"
 
 

@@ -91,7 +91,7 @@ def test_different_test_sets_get_no_p_and_a_note(tmp_path):
     assert "- no p for t knn_top1, `b`: the two runs scored different test images (4 vs 5, 1 not in both)" in md
 
 
-def test_cli_comparison_writes_per_image_predictions_and_the_p_of_each_top1_row(tmp_path):
+def test_cli_comparison_writes_per_image_predictions_and_the_p_of_each_top1_row(tmp_path, capsys):
     from geodino.cli import main
     from geodino.eval.classification_predictions import mcnemar_p
 
@@ -125,3 +125,15 @@ def test_cli_comparison_writes_per_image_predictions_and_the_p_of_each_top1_row(
         assert (got["n"], got["b"], got["c"]) == (len(a), b, c)
         assert got["p"] == pytest.approx(mcnemar_p(b, c)) and not math.isnan(got["p"])
     assert not any("mcnemar" in r for r in table["rows"] if not r["metric"].endswith("_top1"))
+    # the table in words, printed with it (comparison.md's last lines): one sentence per top-1 row with its p
+    from geodino.eval.classification_predictions import format_p
+
+    printed = [line for line in capsys.readouterr().out.splitlines() if " on demo_landcover/" in line]
+    assert len(printed) == 2, printed
+    for head, line in zip(("knn", "linear"), printed, strict=True):
+        row = next(r for r in table["rows"] if r["metric"] == f"{head}_top1")
+        a, o = (row["values"][s] for s in table["backbones"])
+        p = row["mcnemar"][table["backbones"][1]]["p"]
+        meaning = "unlikely to be test-set noise" if p < 0.05 else "a difference is not shown on these test chips"
+        assert line.startswith("- ") and f"/{head}_top1: {a:.3f} vs {o:.3f} ({a - o:+.3f}; McNemar p = " in line
+        assert line.endswith(f"p = {format_p(p)}: {meaning})")
