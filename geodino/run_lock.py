@@ -40,6 +40,7 @@ __all__ = [
     "locked_output",
     "output_holder",
     "output_lock_path",
+    "rank_lock_path",
     "release_all_run_folders",
     "release_run_folder",
 ]
@@ -204,25 +205,58 @@ def release_all_run_folders() -> None:
 def output_lock_path(path: Path) -> Path:
     """The lock file of output `path` (a file, an export's name or a folder): the hidden sibling
     `.NAME.geodino.lock`, outside the output itself, so that a folder swapped in whole keeps its lock."""
-    path = Path(path).expanduser()
-    if path.name in ("", ".", ".."):
-        path = path.resolve()
     from geodino.io_temps import aside_name
 
-    return aside_name(path, RUN_LOCK)  # a long NAME cut: `.NAME.geodino.lock` past 255 bytes left it unlocked
+    return aside_name(_output(path), RUN_LOCK)  # a long NAME cut: `.NAME.geodino.lock` past 255 bytes left it unlocked
 
 
-def output_holder(path: Path, *, also: str = "") -> str | None:
+def _output(path: Path) -> Path:
+    """`path` with a name (a folder given as `.`, `..` or `dir/` resolved), the user's `~` expanded."""
+    path = Path(path).expanduser()
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
+_RANK_TAIL = len(".rank") + 10 + len(RUN_LOCK)  # bytes of a rank lock's `.rankR.geodino.lock` at most
+
+
+def rank_lock_path(path: Path, rank: int) -> Path:
+    """The lock file of rank `rank` of output `path`, which the ranks of `geodino embed --world-size` share:
+    `.NAME.rankR.geodino.lock`, a long NAME cut alike for every rank (`io_temps.aside_name`) so that
+    `output_holder(ranks=True)` finds each by the same start."""
+    from geodino.io_temps import aside_name
+
+    return aside_name(_output(path), f".rank{int(rank)}{RUN_LOCK}", _RANK_TAIL)
+
+
+def _rank_locks(path: Path) -> list[Path]:
+    """The rank lock files (`rank_lock_path`) beside output `path`, found by name in its folder (not a glob of it: a
+    name holding `[`, `*` or `?` matched none)."""
+    from geodino.io_temps import aside_name
+
+    start = aside_name(_output(path), ".rank", _RANK_TAIL)
+    try:
+        names = [e.name for e in os.scandir(start.parent)]
+    except OSError:
+        return []
+    cut = len(start.name), len(RUN_LOCK)
+    return [
+        start.parent / n
+        for n in names
+        if n.startswith(start.name) and n.endswith(RUN_LOCK) and n[cut[0] : -cut[1]].isdigit()
+    ]
+
+
+def output_holder(path: Path, *, ranks: bool = False) -> str | None:
     """Who holds the lock of output `path` (`locked_output`), as its lock file says ("pid 123 on node07"), or None
-    when no other process does (this one's own lock does not count). `also`: a glob of more lock files beside it that
-    count as the output's (the per-rank locks of `geodino embed --world-size`). A probe, not a lock: the answer
-    may change right after."""
+    when no other process does (this one's own lock does not count). `ranks`: the locks of its ranks count as the
+    output's too (`rank_lock_path`, `geodino embed --world-size`). A probe, not a lock: the answer may change right
+    after."""
     if not HAS_FLOCK:
         return None
     import fcntl
 
     lock = output_lock_path(path)
-    for p in (lock, *(lock.parent.glob(also) if also else ())):
+    for p in (lock, *(_rank_locks(path) if ranks else ())):
         with contextlib.suppress(OSError):
             if str(p.resolve()) in _OUTPUTS:
                 continue
@@ -236,17 +270,20 @@ def output_holder(path: Path, *, also: str = "") -> str | None:
 
 
 @contextlib.contextmanager
-def locked_output(path: Path, *, what: str = "output", shown: Path | None = None) -> Iterator[None]:
+def locked_output(
+    path: Path, *, what: str = "output", shown: Path | None = None, lock_file: Path | None = None
+) -> Iterator[None]:
     """Hold an exclusive `flock` on output `path` (`output_lock_path`) while the block writes it, so that a second
     run writing the same output (another process, e.g. `data curate`, `viz attention` or `export` into one --out)
     stops with one InputError line instead of mixing its files with the first one's. A no-op when this process
     holds it already (nested writers) or cannot create the lock file beside the output (a read-only parent); the
     OS frees the lock on any exit and the file is removed when the block ends. `shown`: the file the refusal names
-    when it is not `path` (`convert` onto X.pth takes the lock of export name X)."""
+    when it is not `path` (`convert` onto X.pth takes the lock of export name X); `lock_file`: the lock taken when it
+    is not `output_lock_path(path)` (a rank's, `rank_lock_path`)."""
     if not HAS_FLOCK:  # not a POSIX system: no lock
         yield
         return
-    lock, named = output_lock_path(path), shown or path
+    lock, named = lock_file or output_lock_path(path), shown or path
     key = str(lock.resolve())
     if key in _OUTPUTS:
         yield

@@ -83,18 +83,15 @@ def output_lock(out: Path, cfg: Any) -> Iterator[None]:
     (probes, `output_holder`: a start at the very same instant can slip between probe and lock)."""
     from geodino.embed.prepare import out_kind
     from geodino.io import make_dirs, refuse_folder_in_the_way
-    from geodino.run_lock import locked_output, output_holder
+    from geodino.run_lock import locked_output, output_holder, rank_lock_path
 
     out_kind(out)
     refuse_folder_in_the_way(out)
     make_dirs(out.parent)  # the lock file sits beside the output
-    ranks = f".{out.name}.rank*.geodino.lock"
-    if cfg.world_size > 1:
-        lock, what, other = out.with_name(f"{out.name}.rank{cfg.rank}"), f"rank {cfg.rank} of output", ""
-    else:
-        lock, what, other = out, "output", ranks
-    with locked_output(lock, what=what):
-        holder = output_holder(out, also=other) if cfg.world_size == 1 else output_holder(out)
+    single = cfg.world_size == 1
+    rank = None if single else rank_lock_path(out, cfg.rank)
+    with locked_output(out, what="output" if single else f"rank {cfg.rank} of output", lock_file=rank):
+        holder = output_holder(out, ranks=single)
         if holder:
             raise InputError(
                 f"output {out} is being written by another run ({holder}); wait for it to finish (a killed run "
@@ -185,7 +182,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
         from geodino.run_lock import output_holder
 
         out = output_of(work)
-        holder = output_holder(out, also=f".{out.name}.rank*.geodino.lock")
+        holder = output_holder(out, ranks=True)
         if holder:  # a live run writes it: --resume or --overwrite would attach to it or remove its work
             raise InputError(
                 f"partial output {work} is being written by another run ({holder}); wait for it to finish (a killed "
