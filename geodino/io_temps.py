@@ -109,7 +109,15 @@ def temp_name(path: str | Path) -> Path:
     for a long name (`_temp_parts`)."""
     path = _named(Path(path).expanduser())
     stem, suffix = _temp_parts(path.name)
-    return path.with_name(f".{stem}.tmp-{writer_tag()}-{os.getpid()}{suffix}")
+    tmp = path.with_name(f".{stem}.tmp-{writer_tag()}-{os.getpid()}{suffix}")
+    if (stem, suffix) != _split(path.name):  # cut: `temp_target` cannot read the output's name back from it
+        _CUT[tmp.name] = path.name
+        while len(_CUT) > 1024:
+            del _CUT[next(iter(_CUT))]
+    return tmp
+
+
+_CUT: dict[str, str] = {}  # name of a temporary whose STEM `temp_name` cut -> its output's name (this process's)
 
 
 STALE_AFTER_S = 24 * 3600  # a temporary of another host untouched this long is a killed run's (see the docstring)
@@ -224,6 +232,8 @@ def temp_target(path: str | Path) -> Path | None:
     """The output a temporary name is written for (`.STEM.tmp-TAG-PID.SUFFIX` -> STEM.SUFFIX), None for any other
     name: errors name the file the user asked for, not its hidden temporary."""
     path = Path(path)
+    if path.name in _CUT:  # a long name's temporary: its STEM was cut (a storage line named `NAME~HASH.tif`)
+        return path.with_name(_CUT[path.name])
     m = _ANY_TEMP.fullmatch(path.name)
     return None if m is None else path.with_name(m[1] + (m[4] or ""))
 
