@@ -129,8 +129,8 @@ def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
     logger = logging.getLogger("rasterio._env")
     handler, hold = _handler_class()(path), _LevelHold
     with hold.lock:
-        if not logger.isEnabledFor(logging.WARNING):
-            hold.put_back = logger.level
+        if not logger.isEnabledFor(logging.WARNING):  # raised already by a call running now: its level is kept
+            hold.put_back = logger.level if hold.put_back is None else hold.put_back
             logger.setLevel(logging.WARNING)
         hold.inside += 1
     logger.addHandler(handler)

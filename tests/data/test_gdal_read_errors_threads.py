@@ -43,3 +43,17 @@ def test_a_call_ending_leaves_the_level_raised_for_another_threads_call(monkeypa
     assert found == {"a": cut, "b": cut}  # b: [] on the old code (a's call put the level back to ERROR)
     assert logger.level == logging.ERROR  # put back once both ended
     assert headers._LevelHold.inside == 0 and headers._LevelHold.put_back is None
+
+
+def test_the_level_put_back_is_the_one_found_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With logging disabled (`logging.disable`), every call finds warnings dropped: a call entering while another
+    ran took the level that one had raised for the one to put back, and the logger was left at WARNING."""
+    logger = logging.getLogger("rasterio._env")
+    monkeypatch.setattr(logger, "level", logging.ERROR)
+    logging.disable(logging.WARNING)
+    try:
+        with headers.gdal_read_errors("a.tif"), headers.gdal_read_errors("b.tif"):  # as two threads' calls at once
+            assert logger.level == logging.WARNING
+    finally:
+        logging.disable(logging.NOTSET)
+    assert logger.level == logging.ERROR
