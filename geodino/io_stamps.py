@@ -95,14 +95,16 @@ def content_stamp(path: str | Path, _depth: int = 0) -> str:
     return files_stamp(st.st_mtime_ns, (os.path.join(root, n) for root, _, names in os.walk(path) for n in names))
 
 
-def files_stamp(newest: int, files: Iterable[str]) -> str:
+def files_stamp(newest: int, files: Iterable[str], *, changed: bool = False) -> str:
     """'total size|newest mtime|count' of `files`, stat'ed now (files gone meanwhile are skipped), starting from a
-    folder's own mtime `newest`: the stamp of a folder's content (`content_stamp`, probe dataset folders)."""
-    size, count = 0, 0
+    folder's own mtime `newest`: the stamp of a folder's content (`content_stamp`, probe dataset folders).
+    `changed`: and '|newest ctime', which tells a file replaced by one of the same size and an older mtime (`cp -p`,
+    `mv` of an older copy) where no folder's mtime is in the stamp to tell it."""
+    size, count, ctime = 0, 0, 0
     for p in files:
         try:
             f = os.stat(p)
         except OSError:
             continue
-        size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
-    return f"{size}|{newest}|{count}"
+        size, newest, count, ctime = size + f.st_size, max(newest, f.st_mtime_ns), count + 1, max(ctime, f.st_ctime_ns)
+    return f"{size}|{newest}|{count}" + (f"|{ctime}" if changed else "")

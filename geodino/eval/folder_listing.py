@@ -114,7 +114,8 @@ def folder_stamp(root: str | Path, files: Iterable[str | Path] | None = None) ->
     images, not the label masks, split lists or annotations the dataset also reads; but not `desktop_litter` (a
     `.DS_Store`, `._x`, `__MACOSX/` a Mac writes into the root made every feature be extracted again) nor the
     root's own mtime (which a new `.DS_Store` moves): the names of the files kept are hashed instead, so a file
-    renamed or moved (its size and mtime kept) still changes the stamp."""
+    renamed or moved (its size and mtime kept) still changes the stamp, and their newest ctime, so a file replaced
+    by one of its size and an older mtime (`cp -p`, `mv` of an older copy) does too."""
     if files is not None:
         return files_stamp(0, map(str, files))
     if not os.path.isdir(root):
@@ -122,7 +123,7 @@ def folder_stamp(root: str | Path, files: Iterable[str | Path] | None = None) ->
     base = os.path.realpath(root)
     kept = [rel for rel in list_folder(base) if not desktop_litter(rel)]
     names = hashlib.sha256("\n".join(kept).encode()).hexdigest()[:16]
-    return f"{files_stamp(0, (os.path.join(base, rel) for rel in kept))}|{names}"
+    return f"{files_stamp(0, (os.path.join(base, rel) for rel in kept), changed=True)}|{names}"
 
 
 def warn_empty_class_folders(folder: str | Path, classes: Collection[str], extensions: Collection[str]) -> None:

@@ -63,3 +63,20 @@ def test_a_mac_zips_folder_in_a_class_root_is_no_empty_class(tmp_path: Path) -> 
         warnings.simplefilter("error")  # it warned: class folder __MACOSX holds no image file
         ds = build_dataset(DatasetConfig(name="image_folder", root=str(root), val_fraction=0.25), "train")
     assert ds.classes == ["bright", "dark"]
+
+
+def test_a_root_file_replaced_by_an_older_copy_of_its_size_changes_the_stamp(tmp_path: Path) -> None:
+    """Without the root's mtime in the stamp (a `.DS_Store` moves it), a mask replaced by an older copy of the same
+    size (`mv` of a `cp -p` copy) left size, newest mtime, count and names alike: the old features were served."""
+    from geodino.eval.folder_listing import folder_stamp
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name, mtime in (("a.tif", 10**18), ("b.tif", 2 * 10**18)):
+        (root / name).write_bytes(b"x" * 100)
+        os.utime(root / name, ns=(mtime, mtime))
+    before = folder_stamp(root)
+    (tmp_path / "copy.tif").write_bytes(b"y" * 100)
+    os.utime(tmp_path / "copy.tif", ns=(10**18 - 5,) * 2)
+    os.replace(tmp_path / "copy.tif", root / "a.tif")
+    assert folder_stamp(root) != before
