@@ -302,6 +302,16 @@ def _load_sharded(path: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+EXPORT_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+def export_stem(out: str | Path) -> Path:
+    """The export name `X` of `X`, `X.pth`, `X.pt` or `X.safetensors` (`~` expanded): what an export's files
+    (`X.pth`, `X.safetensors`, `X.heads.pth`, `X.stac.json`) and its output lock are named after."""
+    out = Path(out).expanduser()
+    return out.with_suffix("") if out.suffix in EXPORT_SUFFIXES else out
+
+
 def heads_path(backbone_file: str | Path) -> Path:
     """`X.heads.pth` for the backbone file `X.pth` / `X.safetensors` / `X`."""
     p = Path(backbone_file)

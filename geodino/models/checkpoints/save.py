@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError
-from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, heads_path, write_heads
+from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, export_stem, heads_path, write_heads
 from geodino.models.checkpoints.keymap import LOCAL_NORM_KEY
 from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, to_json
 from geodino.models.checkpoints.reproducible import save_safetensors_file, save_torch
@@ -123,7 +123,7 @@ def save_backbone(
     make_dirs(path.parent)  # the lock file sits beside the output
     # one writer at a time per name (as `save_export`, whose lock it is for X.pth and X.safetensors): two converts
     # onto one name at once could leave the weights of one beside the `.heads.pth` sidecar of the other
-    with locked_output(path.with_suffix("") if path.suffix in (".pth", ".pt", ".safetensors") else path, shown=path):
+    with locked_output(export_stem(path), shown=path):
         return _save_backbone(_state_of(obj), path, layout, _config_of(obj, config), norm)
 
 
@@ -190,8 +190,7 @@ def _pth_and_sidecar(state: dict[str, Tensor], path: Path, sidecar: dict[str, An
 
 def export_paths(out: str | Path) -> tuple[Path, Path, Path]:
     """(`X.pth`, `X.safetensors`, `X.heads.pth`) for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
-    out = Path(out).expanduser()
-    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    stem = export_stem(out)
     pth = stem.with_name(stem.name + ".pth")
     return pth, stem.with_name(stem.name + ".safetensors"), heads_path(pth)
 

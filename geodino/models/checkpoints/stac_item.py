@@ -61,8 +61,9 @@ ST_TYPE = "application/octet-stream; framework=pytorch; profile=safetensors"
 
 def export_item_path(out: str | Path) -> Path:
     """`X.stac.json` for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
-    out = Path(out).expanduser()
-    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    from geodino.models.checkpoints.files import export_stem
+
+    stem = export_stem(out)
     return stem.with_name(stem.name + ITEM_SUFFIX)
 
 
