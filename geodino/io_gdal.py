@@ -39,7 +39,9 @@ def gdal_refusal(exc: BaseException, tmp: Path, out: Path) -> OSError | None:
     import resource
 
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and limit - _written(tmp) < NEAR_FULL:
+    # at the limit: a write past it fails once the file holds what fits, so the file is within a tile of it (a
+    # quarter of a small limit: with `ulimit -f` under NEAR_FULL, an error of an empty file is not the limit's)
+    if limit != resource.RLIM_INFINITY and limit - _written(tmp) < min(NEAR_FULL, limit // 4):
         return OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(out))
     try:
         st = os.statvfs(tmp.parent)

@@ -57,3 +57,22 @@ def test_a_gdal_error_on_a_near_full_disk_is_enospc_and_others_stay(tmp_path: Pa
     with pytest.raises(ValueError):  # not GDAL's: unchanged, even on a full disk
         with atomic_path(out):
             raise ValueError("a bug")
+
+
+def test_under_a_small_file_size_limit_an_error_far_from_it_keeps_its_own(tmp_path: Path, monkeypatch) -> None:
+    """With `ulimit -f` below NEAR_FULL, every GDAL error was called the limit's (EFBIG): limit - written was always
+    under NEAR_FULL. A file of a few bytes under a 1 MiB limit did not reach it: the error stays GDAL's."""
+    import resource
+
+    import rasterio.errors
+
+    from geodino.io import atomic_path
+
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (1 << 20, 1 << 20))
+    with pytest.raises(rasterio.errors.RasterioIOError), atomic_path(tmp_path / "map.tif") as tmp:
+        tmp.write_bytes(b"part")
+        raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.")
+    with pytest.raises(OSError) as caught, atomic_path(tmp_path / "map.tif") as tmp:
+        tmp.write_bytes(b"x" * ((1 << 20) - 100))  # at the limit
+        raise rasterio.errors.RasterioIOError("Write failed. See previous exception for details.")
+    assert caught.value.errno == errno.EFBIG
