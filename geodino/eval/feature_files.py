@@ -143,10 +143,13 @@ def _same(was: list[Any], path: str, taken_ns: int) -> tuple[bool, list[Any]]:
     return same, was if now is None else [was[0], *now]
 
 
-def stale_rows(entry: Path, dataset: Any, tag: str = "") -> tuple[list[int], dict[str, Any], bool] | None:
+def stale_rows(
+    entry: Path, dataset: Any, tag: str = "", written: int = 0
+) -> tuple[list[int], dict[str, Any], bool] | None:
     """(stale rows, the record of the rows kept, whether that record differs from the one on disk) of the cache
-    entry `entry` of `dataset` as read (its `entry_tag` is `tag`); None when the dataset is not made of files.
-    `_OtherWrite` when the record on disk is that of another write of the entry."""
+    entry `entry` of `dataset` as read (its `entry_tag` is `tag`, its mtime `written`: that of the file read, not
+    of one another run put in its place since); None when the dataset is not made of files. `_OtherWrite` when the
+    record on disk is that of another write of the entry."""
     rows = row_paths(dataset)
     if rows is None:
         return None
@@ -158,10 +161,6 @@ def stale_rows(entry: Path, dataset: Any, tag: str = "") -> tuple[list[int], dic
     if record is None:  # written before records were kept (or its record lost): adopted, by change time
         from geodino.embed import file_stamps
 
-        try:
-            written = os.stat(entry).st_mtime_ns
-        except OSError:
-            written = 0
         stale = []
         for i, p in enumerate(paths):
             try:
@@ -191,13 +190,14 @@ def current_features(
     redo: Callable[[Any], Any],
     save: Callable[[Path, Any, str], bool],
     tag: str = "",
+    written: int = 0,
 ) -> Any:
-    """The cached FeatureSet `fs` of `dataset` (read from `entry`, whose `entry_tag` is `tag`) with the rows of
-    changed files computed again by `redo(subset)` in their batches of a full run, the entry and its record rewritten
-    (`save(entry, fs, tag)`); `fs` itself when nothing changed, None when the split must be extracted anew (a record
-    that does not fit or is another write's, another transform)."""
+    """The cached FeatureSet `fs` of `dataset` (read from `entry`, whose `entry_tag` is `tag` and mtime `written`:
+    those of the file read) with the rows of changed files computed again by `redo(subset)` in their batches of a
+    full run, the entry and its record rewritten (`save(entry, fs, tag)`); `fs` itself when nothing changed, None
+    when the split must be extracted anew (a record that does not fit or is another write's, another transform)."""
     try:
-        found = stale_rows(entry, dataset, tag)
+        found = stale_rows(entry, dataset, tag, written)
     except _OtherWrite:
         return None
     if found is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +296,7 @@ def extract_features(
                 ),
                 save=_save,
                 tag=read[1],
+                written=read[2],
             )
             if current is not None:
                 return current
@@ -457,12 +459,14 @@ def _load(path: Path, key: str) -> FeatureSet | None:
     return None if read is None else read[0]
 
 
-def _read_entry(path: Path, key: str) -> tuple[FeatureSet, str] | None:
-    """`_load`, and the tag of the record of files the entry names (`feature_files.entry_tag`; "" for none), read
-    from the same open file: a run beside this one may replace the entry at any time."""
+def _read_entry(path: Path, key: str) -> tuple[FeatureSet, str, int] | None:
+    """`_load`, the tag of the record of files the entry names (`feature_files.entry_tag`; "" for none), read from
+    the same open file, and that file's mtime (when it was written): a run beside this one may replace the entry at
+    any time, so the file is stat'ed before and after the read, and one replaced in between is no hit."""
     from safetensors import safe_open
 
     try:
+        before = _entry_stat(path)
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("key") != key or meta.get("version") != str(CACHE_VERSION):
@@ -472,6 +476,8 @@ def _read_entry(path: Path, key: str) -> tuple[FeatureSet, str] | None:
             if lossy and "dtype=" not in str(made.get("transform", "")):
                 return None
             t = {k: f.get_tensor(k) for k in ("cls", "patch_mean", "targets")}
+        if _entry_stat(path) != before:  # replaced while read: which write's bytes were served is unknown
+            return None
     except Exception:  # a truncated or foreign file is simply recomputed
         return None
     fs = FeatureSet(
@@ -483,4 +489,10 @@ def _read_entry(path: Path, key: str) -> tuple[FeatureSet, str] | None:
         from_cache=True,
         meta=made,
     )
-    return fs, str(meta.get("files", ""))
+    return fs, str(meta.get("files", "")), before[1]
+
+
+def _entry_stat(path: Path) -> tuple[int, int, int, int]:
+    """(inode, mtime, ctime, size) of a cache entry: a replacement (a new inode) or a rewrite in place changes it."""
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
