@@ -1,6 +1,6 @@
 """Cached recursive listings of dataset folders, and the stamps made from them.
 
-`list_folder` walks a folder tree once per process and reuses the listing while no folder in it has a new mtime,
+`list_folder` walks a folder tree once per process and reuses the listing while no folder in it has changed,
 so the train, val and test splits of a probe dataset (its stamp, a suite's other backbones, `geodino embed images`)
 share one walk of a large folder instead of one or more each; `folder_stamp` is the feature-cache stamp of a
 dataset folder from that listing. Its own module: file-system caching, not a dataset format; `eval/datasets.py`
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from geodino.data.paths import MAC_ZIP_DIR
 from geodino.io import content_stamp, files_stamp
-from geodino.io_stamps import RACY_NS  # a folder changed this recently may change again within its mtime's resolution
+from geodino.io_stamps import changed_recently  # a folder changed this recently may change again unseen
 
 
 @dataclass(frozen=True)
 class _Listing:
-    folders: tuple[tuple[str, int], ...]  # every folder walked, with its mtime (ns) when it was listed
+    folders: tuple[tuple[str, tuple[int, int, int]], ...]  # every folder walked, its (mtime, ctime, inode) then
     files: tuple[str, ...]  # every file under the root, relative to it, sorted
 
 
@@ -35,19 +35,19 @@ MAX_LISTINGS = 16
 def _walk(root: str) -> _Listing:
     """Every folder and file under `root`. Folders directly under it are followed when they are symlinks (a class
     folder linked from elsewhere), deeper ones are not, as `Path.rglob` does; unreadable entries are skipped."""
-    folders: list[tuple[str, int]] = []
+    folders: list[tuple[str, tuple[int, int, int]]] = []
     files: list[str] = []
     stack = [("", 0)]
     while stack:
         rel, depth = stack.pop()
         path = os.path.join(root, rel) if rel else root
         try:
-            mtime = os.stat(path).st_mtime_ns  # before the listing: a change during it shows as a newer mtime
+            st = os.stat(path)  # before the listing: a change during it shows in the next stat
             with os.scandir(path) as it:
                 entries = list(it)
         except OSError:
             continue
-        folders.append((path, mtime))
+        folders.append((path, _stamp(st)))
         for e in entries:
             sub = os.path.join(rel, e.name) if rel else e.name
             try:
@@ -60,10 +60,16 @@ def _walk(root: str) -> _Listing:
     return _Listing(tuple(folders), tuple(sorted(files)))
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """(mtime, ctime, inode) of a folder: an entry added, removed or renamed moves its mtime and ctime; the mtime
+    alone can be set back (`touch -d`, `cp -p`, `rsync -t` or tar restoring it after adding a file), the ctime not."""
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def _unchanged(listing: _Listing) -> bool:
-    for path, mtime in listing.folders:
+    for path, stamp in listing.folders:
         try:
-            if os.stat(path).st_mtime_ns != mtime:
+            if _stamp(os.stat(path)) != stamp:
                 return False
         except OSError:
             return False
@@ -74,9 +80,10 @@ def list_folder(root: str | Path) -> tuple[str, ...]:
     """Every file under `root` (paths relative to it, sorted), listed on disk once per root per process: the train,
     val and test splits of a probe dataset (and its stamp, and a suite's other backbones) share one walk of a large
     folder (EuroSAT: 27,000 files) instead of one or more each. The listing is reused while no folder in the tree
-    has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed within
-    `RACY_NS` (its mtime's resolution plus a file server's clock skew) is listed again next time, as its mtime may not
-    show a change made within its resolution."""
+    has a new mtime, ctime or inode (a file added, removed or renamed anywhere changes its folder's; its mtime may
+    have been set back since, its ctime not); a folder changed (by its ctime) within `io_stamps.RACY_NS` (the times'
+    resolution plus a file server's clock skew) is listed again next time, as its stat may not show a change made
+    within its resolution (`io_stamps.changed_recently`, the header cache's rule)."""
     return _listing(os.path.realpath(root)).files
 
 
@@ -88,7 +95,7 @@ def _listing(key: str) -> _Listing:
     _LISTINGS.pop(key, None)
     start = time.time_ns()
     listing = _walk(key)
-    if all(mtime < start - RACY_NS for _, mtime in listing.folders):
+    if not changed_recently((stamp[1] for _, stamp in listing.folders), start):
         while len(_LISTINGS) >= MAX_LISTINGS:
             _LISTINGS.pop(next(iter(_LISTINGS)))
         _LISTINGS[key] = listing

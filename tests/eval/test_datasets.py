@@ -254,14 +254,16 @@ def test_missing_folder_says_where_and_points_to_readme(tmp_path):
         build_dataset(DatasetConfig(name="eurosta", root=str(tmp_path)), "train")
 
 
-def _settle(folders: list[Path]) -> None:
-    """Date these folders back past `io_stamps.RACY_NS`: a listing of folders changed within it is not reused."""
-    import os
+def _settle(monkeypatch) -> None:
+    """Run `folder_listing`'s clock an hour ahead: a listing of folders changed (by their ctime, which a test cannot
+    date back) within `io_stamps.RACY_NS` is not reused; with it, the folders a test writes count as settled."""
+    import time
+    import types
 
-    from geodino.io_stamps import RACY_NS
+    from geodino.eval import folder_listing
 
-    for d in folders:
-        os.utime(d, ns=(0, os.stat(d).st_mtime_ns - RACY_NS - 10**10))
+    real = time.time_ns
+    monkeypatch.setattr(folder_listing, "time", types.SimpleNamespace(time_ns=lambda: real() + 3600 * 10**9))
 
 
 def _count_listings(monkeypatch) -> dict[str, int]:
@@ -298,7 +300,7 @@ def test_a_dataset_folder_is_listed_once_for_all_splits(tmp_path, monkeypatch, l
         for split, n in (("train", 4), ("val", 2), ("test", 2)):
             make_folder(root / split, {"a": n, "b": n}, seed=n)
     folders = [p for p in [root, *root.rglob("*")] if p.is_dir()]
-    _settle(folders)
+    _settle(monkeypatch)
     cfg = DatasetConfig(name="image_folder", root=str(root))
     seen = _count_listings(monkeypatch)
     first = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
@@ -309,8 +311,7 @@ def test_a_dataset_folder_is_listed_once_for_all_splits(tmp_path, monkeypatch, l
     assert sum(map(len, first.values())) == (9 if layout == "one folder" else 16)
 
     cls = root / ("b" if layout == "one folder" else "train/b")
-    _png(cls / "new.png", np.zeros((16, 16, 3), np.uint8))  # a new image: its folder's mtime changes
-    _settle(folders)  # (a folder changed within io_stamps.RACY_NS is listed on every call)
+    _png(cls / "new.png", np.zeros((16, 16, 3), np.uint8))  # a new image: its folder's mtime and ctime change
     after = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
     assert seen[str(cls)] == 2 and after["train"].key != first["train"].key  # listed again, once
     assert sum(map(len, after.values())) == sum(map(len, first.values())) + 1  # with the new image
