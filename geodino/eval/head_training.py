@@ -12,7 +12,9 @@ Devices, one rule for the three probes: a head trains and predicts where the bac
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.backbones.device import weights_device
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, InputError
 
 
 class Backbone(Protocol):
@@ -105,6 +107,29 @@ def extract(backbone: Backbone, images: Tensor, layers: str | list[int]) -> tupl
     return [m.float() for m in maps], [c.float() for c in cls]
 
 
+def _write_whole(f: Path, a: np.ndarray) -> None:
+    """Write `a` to `f` under a temporary name renamed when complete (`io.atomic_path`'s rule), so no partial `.npy`
+    is ever under `f`; an error removes the temporary and, when the storage refused the write, names `f`. Not
+    `atomic_path` itself: it sweeps the folder for killed runs' temporaries at each file, which over thousands of
+    chunks took time quadratic in their number (the store sweeps its folder once). No fsync: a cache, rewritten by
+    every run."""
+    from geodino.io_temps import temp_name
+    from geodino.storage_errors import named_refusal
+
+    tmp = temp_name(f)
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, a)
+        os.replace(tmp, f)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        refused = named_refusal(exc, f)
+        if refused is not None:
+            raise refused from exc
+        raise
+
+
 class FeatureStore:
     """Frozen features of equal-size tiles, filled batch by batch (`add`), read back by tile index (`get`).
 
@@ -126,6 +151,8 @@ class FeatureStore:
         self.folder = Path(folder) if folder is not None else None
         self._chunks: list[tuple[list[Any], list[Any]]] = []  # per chunk: (maps per layer, cls per layer)
         self._index: list[tuple[int, int]] = []  # tile -> (chunk, row)
+        self._files: list[Path] = []  # the files `disk` wrote
+        self._made: list[Path] | None = None  # the folders its first write created (deepest first)
 
     @classmethod
     def from_tiles(
@@ -162,16 +189,65 @@ class FeatureStore:
             if self.mode == "memory":
                 self._chunks.append((maps, cls))
             else:
-                assert self.folder is not None
-                self.folder.mkdir(parents=True, exist_ok=True)
-                arrays: tuple[list[Any], list[Any]] = ([], [])
-                for kind, group in (("map", maps), ("cls", cls)):
-                    for i, t in enumerate(group):
-                        f = self.folder / f"{kind}{i}_{c:06d}.npy"
-                        np.save(f, t.numpy())
-                        arrays[0 if kind == "map" else 1].append(np.load(f, mmap_mode="r"))
-                self._chunks.append(arrays)
+                self._chunks.append(self._save_chunk(c, maps, cls))
         self._index.extend((c, r) for r in range(tiles.shape[0]))
+
+    def _save_chunk(self, c: int, maps: list[Tensor], cls: list[Tensor]) -> tuple[list[Any], list[Any]]:
+        """Write chunk `c`'s arrays under `folder` and map them back. Each file is written whole or not at all
+        (`_write_whole`: a full disk or a kill leaves no partial `.npy` under a final name). A write the storage
+        refuses removes what this store wrote (never read by another run) and the folders it made, then raises
+        the refusal naming the file, which the CLI says in one line."""
+        from geodino.io import StorageError, make_dirs
+        from geodino.storage_errors import storage_error
+
+        assert self.folder is not None
+        arrays: tuple[list[Any], list[Any]] = ([], [])
+        try:
+            if self._made is None:  # the first write: make the folder (recording what it creates, deepest first)
+                self._made, p = [], self.folder
+                while not p.exists() and p != p.parent:
+                    self._made.append(p)
+                    p = p.parent
+                make_dirs(self.folder, what="feature cache folder")
+                from geodino.io_temps import sweep_held_folder
+
+                sweep_held_folder(self.folder, held=lambda target: False)  # killed runs' temporaries, once
+            for kind, group in (("map", maps), ("cls", cls)):
+                for i, t in enumerate(group):
+                    f = self.folder / f"{kind}{i}_{c:06d}.npy"
+                    arrays[0 if kind == "map" else 1].append(self._write_mapped(f, t.numpy()))
+        except (OSError, StorageError) as exc:
+            if isinstance(exc, StorageError) or storage_error(exc) is not None:
+                self._discard_files()
+            raise
+        return arrays
+
+    def _write_mapped(self, f: Path, a: np.ndarray) -> np.ndarray:
+        """Write `a` to `f` whole and memory-map it back; a file that does not read back as `a`'s shape and dtype
+        (truncated or replaced meanwhile) is written once more, then refused in one line."""
+        for _ in range(2):
+            self._files.append(f)
+            _write_whole(f, a)
+            try:
+                m = np.load(f, mmap_mode="r")
+            except (ValueError, EOFError, OSError):
+                continue
+            if m.shape == a.shape and m.dtype == a.dtype:
+                return m
+        raise InputError(
+            f"feature cache file {f} does not read back as written (is another run writing {f.parent}?); give each "
+            "run its own --out, then run the same command again"
+        )
+
+    def _discard_files(self) -> None:
+        """Remove the files this store wrote and the folders its first write created (those left empty)."""
+        for f in self._files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        self._files.clear()
+        for p in self._made or []:
+            with contextlib.suppress(OSError):  # one holding another run's entry stays
+                p.rmdir()
 
     def __len__(self) -> int:
         return len(self._index)
