@@ -34,8 +34,9 @@ def changed_recently(ctimes_ns: Iterable[int], now_ns: int) -> bool:
     """Whether any of a file's change times (its ctime, a sidecar's) is within `RACY_NS` of `now_ns` (this machine's
     time_ns() before the stat) or after it: nothing keyed on its stat is kept then. The ctime, never the mtime: every
     write sets the ctime, while `cp -p`, `touch -d` or an extracted archive set the mtime to any time (dated back it
-    hid a rewrite; in the future it kept a file from ever being cached). Read by the header cache and the raster
-    index's memo (the weights digest cache and `embed.file_stamps` apply the same ctime rule)."""
+    hid a rewrite; in the future it kept a file from ever being cached). Read by the header cache (and through its
+    `stamp_is_young` the image-folder rule memo), the raster index's memo and the probes' folder listings (the
+    weights digest cache and `embed.file_stamps` apply the same ctime rule)."""
     return any(now_ns - c < RACY_NS for c in ctimes_ns)
 
 
