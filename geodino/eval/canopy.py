@@ -402,7 +402,10 @@ def _train(
 
     train_options = options_for(train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
     train_options["epochs"] = train_epochs(cfg, len(store))
-    history = train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
+    try:
+        history = train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
+    finally:
+        store.close()  # `disk`: its chunks are read by no later run
     return model, history
 
 

@@ -249,6 +249,13 @@ class FeatureStore:
             with contextlib.suppress(OSError):  # one holding another run's entry stays
                 p.rmdir()
 
+    def close(self) -> None:
+        """Drop the features once the head is trained: `disk` removes its chunk files (and the folders it made), which
+        no later run reads (each run extracts again); they were as large as all training features, left per run."""
+        self._chunks.clear()
+        self._index.clear()
+        self._discard_files()
+
     def __len__(self) -> int:
         return len(self._index)
 

@@ -389,7 +389,10 @@ def run_segmentation(
     train_options = options_for(train_head, cfg, lr=lr, desc=f"segmentation {cfg.head}")
     what = f"segmentation {cfg.head} head"
     train_options["epochs"] = budget_epochs(cfg.epochs, cfg.batch_size, cfg.min_steps, len(tile_masks), what)
-    history = train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
+    try:
+        history = train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
+    finally:
+        store.close()  # `disk`: its chunks are read by no later run
     predict = dense.head_predict(backbone, head, layers)
     meter = SegmentationMeter(
         cfg.num_classes, cfg.ignore_index, cfg.class_names or None, cfg.metric_ignore_classes, cfg.metric_ignore_mode
