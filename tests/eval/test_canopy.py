@@ -252,3 +252,34 @@ def test_canopy_metrics_json_flags_a_degenerate_tree_iou(tmp_path):
     assert saved["tree_IoU_degenerate"] is True and saved["tree_cover_pred"] == 1.0
     assert 0 < saved["tree_cover_ref"] < 1 and saved["tree_IoU"] == pytest.approx(saved["tree_cover_ref"])
     assert "tree_IoU_degenerate" not in metrics  # not a score row of the suite's results table
+
+
+@pytest.mark.filterwarnings("ignore:canopy probe. every predicted pixel:UserWarning")
+@pytest.mark.parametrize("fails", [False, True])
+def test_disk_feature_cache_is_removed_after_the_head_trains_or_fails(tmp_path, monkeypatch, fails):
+    """`cache_features: disk` chunks are read by no later run: gone once the head is trained, and when it fails."""
+    import functools
+
+    import geodino.eval.canopy as canopy
+
+    real_train = canopy.train_head
+    seen: list[str] = []
+
+    @functools.wraps(real_train)  # options_for reads the signature of train_head
+    def train(model, store, loss_fn, **options):
+        seen.extend(p.name for p in (tmp_path / "out" / "feature_cache").iterdir())  # the features are on disk now
+        if fails:
+            raise RuntimeError("head training failed")
+        return real_train(model, store, loss_fn, **options)
+
+    monkeypatch.setattr(canopy, "train_head", train)
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif")
+    cfg = canopy_dpt_cfg(tmp_path, crop_size=32, stride=32, batch_size=3, cache_features="disk")
+    if fails:
+        with pytest.raises(RuntimeError, match="head training failed"):
+            run_canopy(tiny_backbone(), cfg, tmp_path / "out")
+    else:
+        run_canopy(tiny_backbone(), cfg, tmp_path / "out")
+    assert any(name.endswith(".npy") for name in seen)  # the run did go through disk chunks
+    assert not (tmp_path / "out" / "feature_cache").exists()

@@ -117,6 +117,37 @@ def test_upernet_on_four_layers_with_disk_cache(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "feature_cache").exists()
 
 
+def test_disk_feature_cache_is_removed_when_the_head_training_fails(tmp_path, monkeypatch):
+    """A failed head training still removes the `disk` chunks: the next run extracts its features afresh."""
+    import geodino.eval.segmentation as segmentation
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("head training failed")
+
+    monkeypatch.setattr(segmentation, "train_head", failing)
+    written: list[str] = []
+    real = dense.FeatureStore._write_mapped
+    monkeypatch.setattr(
+        dense.FeatureStore, "_write_mapped", lambda self, f, a: written.append(f.name) or real(self, f, a)
+    )
+    img, msk = make_folder(tmp_path, n=3, size=32)
+    cfg = SegmentationProbeConfig(
+        train_images=str(img),
+        train_masks=str(msk),
+        num_classes=2,
+        crop_size=32,
+        epochs=1,
+        min_steps=1,
+        batch_size=4,
+        cache_features="disk",
+        plots=0,
+    )
+    with pytest.raises(RuntimeError, match="head training failed"):
+        run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
+    assert written  # the features went through disk chunks
+    assert not (tmp_path / "out" / "feature_cache").exists()
+
+
 def test_mask_and_image_sizes_must_match(tmp_path):
     img, msk = make_folder(tmp_path, n=2, size=32)
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(msk / "s1_mask.png")
