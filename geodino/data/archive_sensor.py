@@ -206,6 +206,12 @@ def stack_rule_line(source: Any) -> str | None:
     stack` VRT took from the product's metadata (`scene_rules`), and how many by the sensor's; None when none is.
     Why: a multi-year Sentinel-2 archive mixes processing baselines before and after 04.00 (offset -0.1), and a
     run that reads them by two rules should say so once at its start (as `data stats` records it), not per scene."""
+    counts = stack_rule_counts(source)
+    return None if counts is None else f"source {getattr(source, 'name', '?')!r}: {counts}"
+
+
+def stack_rule_counts(source: Any) -> str | None:
+    """`stack_rule_line` without the source's name: what `data stats` records in its YAML (`stats: own_rule`)."""
     archive = getattr(source, "archive", None)
     own = getattr(archive, "scene_rules", None)
     if archive is None or not own:
@@ -216,7 +222,6 @@ def stack_rule_line(source: Any) -> str | None:
     s = archive.sensor
     sensor = format_rule(archive._sensor_rule(s.scale), archive._sensor_rule(s.offset))
     return (
-        f"source {getattr(source, 'name', '?')!r}: {len(own)} of {plural(n, 'scene')} read by the rule their "
-        f"`geodino data stack` VRT took from the product's metadata ({said}), {n - len(own)} by sensor "
-        f"{s.name}'s {sensor}"
+        f"{len(own)} of {plural(n, 'scene')} read by the rule their `geodino data stack` VRT took from the product's "
+        f"metadata ({said}), {n - len(own)} by sensor {s.name}'s {sensor}"
     )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.archive_sensor import stack_rule_counts
 from geodino.data.band_names import known_rgb_bands, rgb_bands_among
 from geodino.data.colour_bands import RGB
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
@@ -201,13 +202,9 @@ def compute_stats(
     warn_degenerate(list(source.band_names), stats)
     out = _stats_sensor(source, stats, sensor, name, nodata)
     prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
-    own = getattr(getattr(source, "archive", None), "scene_rules", None)
-    if own:  # `data stack` VRTs of Sentinel-2 products: each read by its MTD's rule, not the scale/offset above
-        n = len(source.archive.scenes)
-        prov["own_rule"] = (
-            f"{len(own)} of {plural(n, 'raster')} read by the DN -> reflectance rule their `geodino data stack` VRT "
-            "declares (from the product's metadata); the others by this YAML's scale and offset"
-        )
+    own_rule = stack_rule_counts(source)  # `data stack` VRTs of Sentinel-2 products: read by their MTD's rule
+    if own_rule:
+        prov["own_rule"] = own_rule
     if type in ("images", "tar"):  # read whole: their size (one, or the range of mixed sizes), and how many
         prov["tiles"] = n_read
         hs, ws = [h for h, _ in shapes], [w for _, w in shapes]

@@ -64,10 +64,13 @@ def test_data_stats_of_a_post_04_vrt_gives_reflectance_means(stacked):
     sensor, prov = compute_stats([str(new)], sensor="sentinel2_l2a", bands=BANDS, tile_size=32, progress=False)
     np.testing.assert_allclose(sensor.mean, want, atol=1e-5)
     assert sensor.offset == 0.0 and sensor.scale == 1e-4
-    assert prov["own_rule"].startswith("1 of 1 raster read by the DN -> reflectance rule their `geodino data stack`")
+    assert prov["own_rule"] == (
+        "1 of 1 scene read by the rule their `geodino data stack` VRT took from the product's metadata "
+        "(DN * 0.0001 - 0.1), 0 by sensor sentinel2_l2a's DN * 0.0001 + 0"
+    )
     both, prov = compute_stats([str(old), str(new)], tile_size=32, progress=False)
     np.testing.assert_allclose(both.mean, want, atol=1e-5)
-    assert prov["own_rule"].startswith("1 of 2 rasters read by")
+    assert prov["own_rule"].startswith("1 of 2 scenes read by the rule")
     _, prov = compute_stats([str(old)], tile_size=32, progress=False)
     assert "own_rule" not in prov
 
