@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from geodino.data.colour_bands import colour_positions, file_band_names
+from geodino.data.colour_bands import colour_positions, file_band_names, tags_only_note
 from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import DuplicateBandError, InputError, MissingBandError
@@ -65,8 +65,10 @@ def _resolve_bands(
     requested: Sequence[str] | None,
     sensor: Sensor | None,
     hints: Mapping[str, str | None] = CONFIG_HINTS,
+    tagged: bool = False,
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Output band names and the 1-based file indexes to read for them."""
+    """Output band names and the 1-based file indexes to read for them. `tagged`: `names` are the file's colour
+    tags alone (`colour_bands.only_colour_tags`), which a refusal then says (`colour_bands.tags_only_note`)."""
     if not requested:
         return names, tuple(range(1, len(names) + 1))
     lookup = {n.lower(): i for i, n in enumerate(names)}
@@ -107,7 +109,7 @@ def _resolve_bands(
                     if want.isdigit() and 1 <= int(want) <= len(names)
                     else f"fix {hints['bands']}"
                     + (f" or name the file's bands with {via}" if via else "")
-                    + (_TAGS_ONLY if positions and via else "")
+                    + (f"; {tags_only_note(len(names), hints['sensor'])}" if tagged and via else "")
                 ),
                 source=f"raster {path}",
                 band=want,
@@ -115,14 +117,6 @@ def _resolve_bands(
             )
     _refuse_twice(path, requested, idx, names, hints)
     return tuple(out_names), tuple(idx)
-
-
-_TAGS_ONLY = (
-    " (its red, green, blue are only the colour tags GDAL writes on any 3- or 4-band 8-bit GeoTIFF, a false-colour "
-    "one too: a sensor of its band count names its bands by position)"
-)
-"""Why a file without band descriptions is said to hold red, green and blue (`colour_bands`), and the way to name a
-false-colour one's bands (NIR, red, green) when a `bands:` pick by the sensor's names was refused."""
 
 
 def _refuse_twice(

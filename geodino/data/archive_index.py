@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.archive_bands import _file_band_names, _resolve_bands
+from geodino.data.colour_bands import only_colour_tags
 from geodino.data.headers import gdal_read_errors, no_folder_listing, read_error, tiff_cut_short
 from geodino.data.rasters import SceneInfo, alpha_bands, declared_scaling, read_dtype, target_grid, warp_nodata
 from geodino.data.sensors import Sensor, get_sensor
@@ -230,7 +231,8 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                         continue
                     for w in held:  # a file kept: GDAL's notes on opening it (one left out is named once, by _fail)
                         warnings.warn(w.message, w.category, stacklevel=2)
-                    names = archive.band_names_override or _file_band_names(src, sensor)
+                    own = None if archive.band_names_override else _file_band_names(src, sensor)
+                    names = archive.band_names_override or own
                     if archive.band_names_override and len(archive.band_names_override) != src.count:
                         raise InputError(
                             f"raster {path} has {plural(src.count, 'band')} but band_names lists "
@@ -246,7 +248,10 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                         idx = tuple(b for b in range(1, src.count + 1) if b not in alpha)
                         out_names = tuple(names[b - 1] for b in idx)
                     else:
-                        out_names, idx = _resolve_bands(path, names, archive.requested_bands, sensor, archive.hints)
+                        tagged = only_colour_tags(src, own)  # GDAL's RGB tags alone: a refusal says so
+                        out_names, idx = _resolve_bands(
+                            path, names, archive.requested_bands, sensor, archive.hints, tagged=tagged
+                        )
                         # alpha here means the sensor has a band for it (the branch above takes the rest): data,
                         # said once
                         if alpha and sensor is not None and not alpha_warned:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["RGB", "colour_band_names", "colour_positions", "file_band_names"]
+__all__ = ["RGB", "colour_band_names", "colour_positions", "file_band_names", "only_colour_tags", "tags_only_note"]
 
 RGB = ("red", "green", "blue")
 
@@ -60,3 +60,24 @@ def colour_positions(names: Sequence[str]) -> dict[str, int]:
     if not names or not {str(n).lower() for n in names} <= {*RGB, "alpha"}:
         return {}
     return {f"b{i}": i - 1 for i in range(1, len(names) + 1)}
+
+
+def only_colour_tags(src: Any, names: Sequence[str] | None) -> bool:
+    """Whether `names`, the band names `file_band_names` gave `src`, are its colour tags alone (red, green, blue
+    with not every band described): GDAL's default on any 3- or 4-band 8-bit GeoTIFF, so they may be wrong (a
+    false-colour file). A file whose descriptions say red, green, blue names its bands itself."""
+    described = [d for d in (getattr(src, "descriptions", None) or ()) if d]
+    return bool(colour_positions(names or ())) and len(described) < int(src.count)
+
+
+def tags_only_note(count: int, sensor_setting: str | None) -> str:
+    """The clause a refused band pick ends with when a file's red, green, blue are only its colour tags (no band
+    descriptions): GDAL tags any 3- or 4-band 8-bit GeoTIFF so, a false-colour (NIR, red, green) one too, and a
+    sensor of the file's band count names its bands by position instead (`file_band_names`). The one wording of
+    that note for every reader (`data.archive_bands`' refusal, `embed --bands`' numbers), said where
+    `only_colour_tags` holds. `sensor_setting`: the
+    caller's name for the sensor setting (`--sensor NAME`, `sensor=NAME`, `` `sensor:` ``); None: "a sensor"."""
+    return (
+        "red, green, blue are only its colour tags (GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, a "
+        f"false-colour one too): {sensor_setting or 'a sensor'} of {count} bands names its bands by position"
+    )

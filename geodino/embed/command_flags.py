@@ -408,7 +408,7 @@ def resolve_band_names(
 def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting: str = "--bands") -> list[int]:
     """The numbers of `names` among the bands of one raster or cube (`resolve_band_names`)."""
     from geodino.data.archive_bands import _file_band_names, _resolve_bands
-    from geodino.data.colour_bands import colour_positions
+    from geodino.data.colour_bands import only_colour_tags, tags_only_note
     from geodino.embed.sources import open_source
     from geodino.errors import DuplicateBandError, MissingBandError
 
@@ -436,13 +436,9 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
             fix += f"; the file names no bands: {how} (a sensor of {info.count} bands) gives them its names"
         else:  # an alias (red) of a band the file names (B04): say which, as no sensor is given to match aliases
             fix += _alias_hint(exc.band, file_names, flag)
-            described = [d for d in (getattr(info, "descriptions", None) or ()) if d]
-            if colour_positions(own) and len(described) < info.count:  # GDAL's colour tags, not the file's names
+            if only_colour_tags(info, own):  # GDAL's colour tags, not the file's names
                 how = "--sensor NAME" if flag else "sensor=NAME"
-                fix += (
-                    "; red, green, blue are only its colour tags (GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, "
-                    f"a false-colour one too): {how} of {info.count} bands names its bands by position"
-                )
+                fix += f"; {tags_only_note(info.count, how)}"
         raise exc.with_fix(fix) from None
     return list(idx)
 

@@ -213,7 +213,10 @@ def test_messages_name_the_commands_own_settings(tmp_path, capsys):
     assert "cannot be read" in str(e.value) and "on_error" not in str(e.value)
     # (an RGB-tagged file: its names are only GDAL's colour tags, which the line says)
     with pytest.raises(
-        InputError, match=r"has no band 'nir' .*; fix --bands or name the file's bands with --sensor \(its "
+        InputError,
+        match=r"has no band 'nir' .*; fix --bands or name the file's bands with --sensor; red, green, blue are only "
+        r"its colour tags \(GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, a false-colour one too\): --sensor of "
+        r"3 bands names its bands by position$",
     ):
         read_input(rgb, bands=["nir"])
     for folder in (tmp_path / "mix", tmp_path / "bad"):

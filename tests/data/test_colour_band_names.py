@@ -110,9 +110,36 @@ def test_a_false_colour_file_refused_a_pick_by_the_sensors_names_is_told_its_col
         RasterArchive([str(path)], sensor="naip", bands=["N", "R", "G"], require_crs=False, progress=False)
     said = str(err.value)
     assert said.startswith(f"raster {path} has no band 'N' (its bands: red, green, blue); fix `bands:` or name")
-    assert "only the colour tags GDAL writes on any 3- or 4-band 8-bit GeoTIFF" in said and "\n" not in said
+    assert said.endswith(
+        "; red, green, blue are only its colour tags (GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, a "
+        "false-colour one too): `sensor:` of 3 bands names its bands by position"
+    ), said
+    assert "\n" not in said
     archive = RasterArchive(
         [str(path)], sensor="naip", band_names=["N", "R", "G"], bands=["N", "R", "G"], require_crs=False, progress=False
     )
     got = archive.sample(0, 0, 0, 8, 8)["image"]
     np.testing.assert_allclose(got, data[:, :8, :8] / 255, rtol=1e-6)
+
+
+def test_a_file_that_describes_its_bands_red_green_blue_is_not_told_they_are_only_colour_tags(tmp_path):
+    """The tags-only note is for names read from GDAL's colour tags alone: a file whose band descriptions say red,
+    green, blue names its bands itself (a sensor of its band count would not rename them), and a `band_names:`
+    list is the user's own; a refused pick of either says no such thing (it did, before the note had one home)."""
+    import rasterio
+
+    from geodino.data.archive import RasterArchive
+    from geodino.errors import InputError
+
+    path, _ = _tif(tmp_path / "described.tif", ("red", "green", "blue"), dtype="uint8")
+    with rasterio.open(path, "r+") as dst:
+        for i, name in enumerate(("red", "green", "blue"), 1):
+            dst.set_band_description(i, name)
+    tagged, _ = _tif(tmp_path / "tagged.tif", ("red", "green", "blue"), dtype="uint8")
+    for kwargs in ({"path": path}, {"path": tagged, "band_names": ["red", "green", "blue"]}):
+        p = kwargs.pop("path")
+        with pytest.raises(InputError) as err:
+            RasterArchive([str(p)], sensor="naip", bands=["N"], require_crs=False, progress=False, **kwargs)
+        said = str(err.value)
+        assert said.startswith(f"raster {p} has no band 'N' (its bands: red, green, blue); fix `bands:`"), said
+        assert "colour tags" not in said, said
