@@ -281,7 +281,12 @@ def fsync_path(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(
-    path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None, durable: bool = True
+    path: str | Path,
+    *,
+    overwrite: bool = True,
+    replaces: Callable[[Path], None] | None = None,
+    durable: bool = True,
+    sweep: bool = True,
 ) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`. When the body raises, or the rename is
     refused or fails, the temporary is removed and that error raised unchanged (a GDAL error of a full disk as the
@@ -296,6 +301,8 @@ def atomic_path(
 
     `durable`: a file is synced before its rename and its folder after (`fsync_path`); files inside a folder output
     (Zarr chunks) are not, one by one: too costly; often rewritten records (embed progress) pass durable=False.
+    `sweep`: remove killed runs' temporaries beside `path` first; a writer of thousands of files into one folder
+    (the probes' disk feature cache) sweeps that folder once itself and passes False (a sweep per file is quadratic).
     """
     path = _named(Path(path))
     refuse_long_name(path)
@@ -307,7 +314,8 @@ def atomic_path(
     if replaces is not None:
         replaces(path)
     make_dirs(path.parent)
-    sweep_temps(path)  # what killed runs left beside it (their pid is no live process)
+    if sweep:
+        sweep_temps(path)  # what killed runs left beside it (their pid is no live process)
     tmp = temp_name(path)
     _remove(tmp)
     try:

@@ -177,3 +177,23 @@ def test_viz_attention_sweeps_the_hidden_set_folder_of_a_killed_run(tmp_path, li
         == 0
     )
     assert not stage.exists() and live.exists() and (out / "attention.json").exists()
+
+
+def test_sweep_false_leaves_the_folder_to_a_writer_that_swept_it_once(tmp_path, capsys, monkeypatch):
+    """A writer of many files into one folder sweeps it once itself (a sweep per file is quadratic)."""
+    target = tmp_path / "map0_000001.npy"
+    left = killed_writer(target)
+    capsys.readouterr()
+    with io.atomic_path(target, durable=False, sweep=False) as tmp:
+        tmp.write_bytes(b"new")
+    assert left.exists() and target.read_bytes() == b"new" and capsys.readouterr().err == ""
+    # the probes' disk feature cache: its chunk files are written so, after one sweep of the folder at the start
+    import numpy as np
+
+    from geodino.eval import head_training
+
+    swept: list[Path] = []
+    monkeypatch.setattr(io, "sweep_temps", lambda path: swept.append(path))
+    for c in range(3):
+        head_training._write_whole(tmp_path / f"cls0_{c:06d}.npy", np.zeros(4, np.float16))
+    assert swept == [] and np.load(tmp_path / "cls0_000002.npy").shape == (4,)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,26 +107,13 @@ def extract(backbone: Backbone, images: Tensor, layers: str | list[int]) -> tupl
 
 
 def _write_whole(f: Path, a: np.ndarray) -> None:
-    """Write `a` to `f` under a temporary name renamed when complete (`io.atomic_path`'s rule), so no partial `.npy`
-    is ever under `f`; an error removes the temporary and, when the storage refused the write, names `f`. Not
-    `atomic_path` itself: it sweeps the folder for killed runs' temporaries at each file, which over thousands of
-    chunks took time quadratic in their number (the store sweeps its folder once). No fsync: a cache, rewritten by
-    every run."""
-    from geodino.io_temps import temp_name
-    from geodino.storage_errors import named_refusal
+    """Write `a` to `f` under a temporary name renamed when complete (`io.atomic_path`), so no partial `.npy` is ever
+    under `f`; an error removes the temporary and, when the storage refused the write, names `f`. No sweep per file
+    (the store sweeps its folder once) and no fsync: a cache, rewritten by every run."""
+    from geodino.io import atomic_path
 
-    tmp = temp_name(f)
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, a)
-        os.replace(tmp, f)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        refused = named_refusal(exc, f)
-        if refused is not None:
-            raise refused from exc
-        raise
+    with atomic_path(f, durable=False, sweep=False) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, a)
 
 
 class FeatureStore:
