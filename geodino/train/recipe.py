@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geodino.errors import ConfigError
+
+if TYPE_CHECKING:
+    from geodino.models.heads import DINOHead
 
 __all__ = [
     "DinoConfig",
@@ -25,6 +28,7 @@ __all__ = [
     "ScheduleConfig",
     "SchedulesConfig",
     "StudentConfig",
+    "projection_head",
 ]
 
 
@@ -79,6 +83,22 @@ class IbotConfig:
     sinkhorn_iterations: int = 3
     mask_sample_probability: float = 0.5
     mask_ratio_min_max: list[float] = field(default_factory=lambda: [0.1, 0.5])
+
+
+def projection_head(embed_dim: int, c: DinoConfig | IbotConfig) -> DINOHead:
+    """The DINO or iBOT projection head (`models.heads.DINOHead`) that `c`'s `head_*` keys describe, over features
+    of `embed_dim`: the one reading of those keys, for pretraining's student and teacher heads and distillation's
+    warm-up heads (whose config refuses a `head_last_layer` other than the default)."""
+    from geodino.models.heads import DINOHead
+
+    return DINOHead(
+        embed_dim,
+        c.head_n_prototypes,
+        c.head_hidden_dim,
+        c.head_bottleneck_dim,
+        c.head_nlayers,
+        last_layer=c.head_last_layer,
+    )
 
 
 @dataclass

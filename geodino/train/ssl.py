@@ -44,11 +44,10 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError
 from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
-from geodino.models.heads import DINOHead
 from geodino.train import monitors as mon
 from geodino.train import ssl_loading, ssl_losses
 from geodino.train.optim import param_groups as build_param_groups
-from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
+from geodino.train.recipe import SSLConfig, projection_head
 from geodino.train.schedules import Schedules
 from geodino.train.ssl_gram import gram_updates_before, resize_patch_tokens
 from geodino.train.ssl_inputs import SSLInputs, ssl_inputs
@@ -96,22 +95,11 @@ class SSLMetaArch(nn.Module):
         self.embed_dim = int(student_backbone.embed_dim)
         self.patch_size = int(s.patch_size)
 
-        def head(c: DinoConfig | IbotConfig) -> DINOHead:  # the DINO and iBOT heads differ only in their config
-            return DINOHead(
-                self.embed_dim,
-                c.head_n_prototypes,
-                c.head_hidden_dim,
-                c.head_bottleneck_dim,
-                c.head_nlayers,
-                last_layer=c.head_last_layer,
-            )
+        def with_heads(backbone: nn.Module) -> nn.ModuleDict:  # the DINO and iBOT heads differ only in their config
+            dino, ibot = projection_head(self.embed_dim, cfg.dino), projection_head(self.embed_dim, cfg.ibot)
+            return nn.ModuleDict({"backbone": backbone, "dino_head": dino, "ibot_head": ibot})
 
-        self.student = nn.ModuleDict(
-            {"backbone": student_backbone, "dino_head": head(cfg.dino), "ibot_head": head(cfg.ibot)}
-        )
-        self.teacher = nn.ModuleDict(
-            {"backbone": teacher_backbone, "dino_head": head(cfg.dino), "ibot_head": head(cfg.ibot)}
-        )
+        self.student, self.teacher = with_heads(student_backbone), with_heads(teacher_backbone)
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
 

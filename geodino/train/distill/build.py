@@ -209,10 +209,10 @@ def teacher_heads(
     every rank together on `warmup_batch` images each; `write` says whether this rank saves the result).
     `step_batch`: this process's images per distillation step (with `warmup_batch`, the teacher's compile rule).
     `found`: `find_heads`'s answer when the caller asked it already (None: asked here)."""
-    from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
     from geodino.train.distill.heads_record import save_warmed_heads, warmup_record
     from geodino.train.rank_agreement import refusals_agreed
+    from geodino.train.recipe import projection_head
 
     if found is None:
         found = find_heads(cfg, teacher, fb, out_dir)
@@ -224,8 +224,7 @@ def teacher_heads(
     saved = out_dir / "teacher.heads.pth"
     d, i = cfg.dino, cfg.ibot
     torch.manual_seed(cfg.train.seed + 2)
-    dino = DINOHead(embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers)
-    ibot = DINOHead(embed_dim, i.head_n_prototypes, i.head_hidden_dim, i.head_bottleneck_dim, i.head_nlayers)
+    dino, ibot = projection_head(embed_dim, d), projection_head(embed_dim, i)
     log.info(
         "teacher %s has no heads: warming up fresh heads for %d steps", cfg.teacher.spec, cfg.teacher.head_warmup_steps
     )
