@@ -67,7 +67,9 @@ class SegmentationProbeConfig:
 
     data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (loveda ...)
     train_images: str = ""  # folder, file or glob of images (GeoTIFF, PNG, JPEG); used when data.name is ""
-    train_masks: str = ""  # folder of masks with the same names (optionally _mask/_label suffix)
+    train_masks: str = ""  # folder of masks with the same names (optionally _mask/_label suffix), or one vector
+    # file of polygons (.gpkg .geojson .shp ...: eval/vector_masks.py) burnt onto each image's grid
+    mask_column: str = ""  # the polygons' class: ids, or names in class_names; "": every polygon is class 1
     val_images: str = ""  # held-out images; empty: val_fraction of the training images
     val_masks: str = ""
     val_fraction: float = 0.2

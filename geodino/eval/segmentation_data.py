@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geodino.errors import InputError, plural
+from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.metrics import check_labels
 from geodino.eval.scaling import InputScaling
+from geodino.eval.vector_masks import VECTOR_SUFFIXES, VectorMasks, is_vector_file
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
 
@@ -37,20 +38,27 @@ def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]
     return pairs
 
 
-def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = None) -> dict[str, Any]:
+def load_pair(
+    image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = None, polygons: VectorMasks | None = None
+) -> dict[str, Any]:
     """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
-    DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
+    DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype). With `polygons` (a vector
+    `train_masks`/`val_masks` file) the mask is its polygons burnt onto the image's grid."""
     r = dense.read_raster(image)
-    m = dense.read_raster(mask)
-    if m.data.shape[0] != 1:
-        raise InputError(f"mask {mask} has {m.data.shape[0]} bands; a mask is one band of class ids")
-    if m.data.shape[1:] != r.data.shape[1:]:
-        raise InputError(
-            f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
-            f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
-        )
-    check_mask_grid(r, m)
-    target = map_labels(torch.from_numpy(m.data[0].astype(np.int64)), cfg.label_map)
+    if polygons is not None:
+        ids = polygons.burn(image, r.crs, r.transform, r.data.shape[1:])
+    else:
+        m = dense.read_raster(mask)
+        if m.data.shape[0] != 1:
+            raise InputError(f"mask {mask} has {m.data.shape[0]} bands; a mask is one band of class ids")
+        if m.data.shape[1:] != r.data.shape[1:]:
+            raise InputError(
+                f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
+                f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
+            )
+        check_mask_grid(r, m)
+        ids = m.data[0].astype(np.int64)
+    target = map_labels(torch.from_numpy(ids), cfg.label_map)
     nodata = ~torch.from_numpy(r.valid)
     target[nodata] = cfg.ignore_index
     return {
@@ -131,8 +139,18 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
 def load_folder(images: str, masks: str, cfg: Any, scaling: InputScaling | None = None) -> dense.LazySamples:
     """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
     imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
-    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
     scaling = scaling or InputScaling.of(cfg)
+    if is_vector_file(masks):  # one file of polygons for every image, burnt onto each image's grid
+        polygons = VectorMasks(masks, getattr(cfg, "mask_column", ""), list(cfg.class_names))
+        polygons.check_placed(imgs)
+        pairs = [(img, polygons.path) for img in imgs]
+        return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling, polygons))
+    if getattr(cfg, "mask_column", ""):
+        raise ConfigError(
+            f"mask_column={cfg.mask_column!r} applies to a vector file of polygons given as train_masks/val_masks "
+            f"({', '.join(VECTOR_SUFFIXES)}), not to mask images ({masks}); drop mask_column"
+        )
+    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
     return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
 
 
