@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from geodino.data.headers import RASTERIO_SUFFIXES
-from geodino.errors import ConfigError, plural
+from geodino.errors import ConfigError, InputError, plural
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
 DECLARED = "(declared by each file: GDAL scale/offset)"  # the end of a dataset's rule that its files declare
@@ -182,13 +182,21 @@ class InputScaling:
         # each file's declared rule read right after its header: a header-cache hit however long the listing (a
         # second pass over more files than the cache holds, 65,536, read every header again)
         declared: dict[Path, Rule | None] = {}
-        for f in dict.fromkeys(Path(f) for f in files):
-            dt, n = image_header(f, lambda p: read(p)[0])
+        unread: list[tuple[Path, InputError]] = []  # every file that does not read, said at once (not one a run)
+        listed = list(dict.fromkeys(Path(f) for f in files))
+        for f in listed:
+            try:
+                dt, n = image_header(f, lambda p: read(p)[0])
+            except InputError as exc:
+                unread.append((f, exc))
+                continue
             groups.setdefault((kind_name(dt, f), len(bands) if bands else n), []).append(f)
             if bands and max(bands) >= n:
                 short.add(f)
             elif declares:
                 declared[f] = self._declared_of(f, bands)
+        if unread:
+            _refuse_unread(unread, len(listed))
         self.seen.update(str(f) for ps in groups.values() for f in ps)
         for (name, n), paths in groups.items():
             if declares and self._settle_declared(name, n, {f: declared[f] for f in paths if f not in short}):
@@ -388,6 +396,18 @@ def check_data_offset(scale: float, offset: float, keys: tuple[str, str] = ("dat
             f"{o}={offset:g} needs {s}: set {s} to the DN -> reflectance factor too "
             f"(e.g. {s}=2.75e-5, {o}=-0.2 for Landsat C2 L2), or drop {o}"
         )
+
+
+def _refuse_unread(errors: list[tuple[Path, InputError]], total: int) -> None:
+    """Raise the error of the one file that does not read, or one line for several: how many, the first's reason and
+    the others' paths (a dataset with several broken files was refused one file per run)."""
+    if len(errors) == 1:
+        raise errors[0][1]
+    rest = ", ".join(str(f) for f, _ in errors[1:6]) + (f" and {len(errors) - 6} more" if len(errors) > 6 else "")
+    first = str(errors[0][1]).removesuffix("; check the file or remove it")
+    raise InputError(
+        f"{len(errors)} of {total} image files do not read: {first}; also {rest}; check the files or remove them"
+    ) from errors[0][1]
 
 
 def image_header(path: Path, read: Callable[[Path], np.ndarray]) -> tuple[np.dtype, int]:
