@@ -15,6 +15,20 @@
      logistic-regression balanced accuracy and tree IoU, patch-kNN accuracy (4-fold spatial CV);
    - EuroSAT-sample CLS kNN accuracy (global features; Gram anchoring should not hurt them).
 Prints a Markdown table, writes `results.json` and `gram_evidence.png` in `--out`.
+
+With `--config` (e.g. configs/pretrain/small_vit_tiny.yaml) the stages are that config instead of the toy one, on
+an images folder (`--data`, default ../shared/data/eurosat_3000, sensor imagenet, as README's first run): the
+base run is the config itself for `--base-steps` (or `--init CKPT` skips it), and both arms continue it in a stage
+shaped like configs/pretrain/demo_gram.yaml (student from the student, flat lr `--cont-lr`, momentum 0.995, local
+DINO weight 1 -> 0.5, 2x Gram crops drawn in both arms); arm B adds the Gram loss (teacher = the base EMA teacher,
+weight ramped to `--gram-weight` over 1/12 of the stage, refreshed from the EMA teacher every third of it). Each
+checkpoint is also scored on the images folder as benchmarks/pretrain_quality.py scores it (kNN k=20 and logistic
+regression on CLS + mean patch token, fixed 2/3 : 1/3 split) with the in-domain CLS-patch cosine, and each row
+carries the training log's DINO / iBOT / Gram losses and monitor/cls_patch_cosine, averaged over the 50 steps
+before it:
+
+    .venv/bin/python benchmarks/gram_evidence.py --config configs/pretrain/small_vit_tiny.yaml \\
+        --base-steps 400 --steps 150 --every 50 --out /tmp/gram_small
 """
 
 from __future__ import annotations
@@ -27,12 +41,16 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench_cli import Parser, positive
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evidence_utils as E
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG = """\
 name: {name}
@@ -113,28 +131,166 @@ def evaluate(ckpt: Path, crops) -> dict:
     return row
 
 
-def main() -> None:
-    p = Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="/tmp/geodino_gram_evidence")
-    p.add_argument("--base-steps", type=positive, default=160)
-    p.add_argument("--steps", type=positive, default=160)
-    p.add_argument("--every", type=positive, default=40)
-    p.add_argument("--batch", type=positive, default=16)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--gram-weight", type=float, default=2.0)
-    args = p.parse_args()
-    E.require_data()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+# ------------------------------------------------------------------------------ --config: a recipe's own stages
+RECIPE_COLS = [
+    "log_dino_global",
+    "log_dino_local",
+    "log_ibot",
+    "log_gram",
+    "log_cls_patch_cosine",
+    "chip_cls_patch_cos",
+    "knn",
+    "logreg",
+    "cls_patch_cos",
+    "linear_bacc",
+    "tree_iou",
+    "patch_knn_acc",
+]
+LOGGED = ("dino_global_loss", "dino_local_loss", "ibot_loss", "gram_loss", "monitor/cls_patch_cosine")
+
+
+def recipe_overrides(args: argparse.Namespace, out: Path, steps: int, every: int) -> list[str]:
+    """Overrides that point `--config` at the images folder, the run folder, `steps` and checkpoints every `every`."""
+    return [
+        f"output_dir={out}",
+        f"trainer.max_steps={steps}",
+        f"data.sources=[{{name: chips, type: images, paths: [{args.data}], sensor: {args.sensor}}}]",
+        "trainer.progress_bar=false",
+        "trainer.accelerator=cpu",
+        "trainer.loggers=[csv]",
+        "checkpoint.resume=never",
+        f"checkpoint.every_n_steps={every}",
+        "checkpoint.keep_last=0",
+        "checkpoint.export_at_end=false",
+    ]
+
+
+def gram_stage_overrides(args: argparse.Namespace, init: Path, gram: bool, global_size: int) -> list[str]:
+    """The continuation, shaped like configs/pretrain/demo_gram.yaml at `--steps`; `gram` adds the Gram loss only."""
+    n, lr = args.steps, args.cont_lr
+    ramp, refresh = max(n // 12, 1), max(n // 3, 1)
+    out = [
+        f"init_from={init}",
+        "init_student_from=student",
+        "ssl.optim.freeze_last_layer_iters=0",
+        "ssl.schedules.kind=v2",
+        f"ssl.schedules.lr={{start: {lr}, peak: {lr}, end: {lr}, warmup_iters: 0}}",
+        "ssl.schedules.momentum={start: 0.995, peak: 0.995, end: 0.995}",
+        "ssl.schedules.teacher_temp={start: 0.04, peak: 0.04, end: 0.04, warmup_iters: 0}",
+        "ssl.dino.local_loss_weight_initial=1.0",
+        "ssl.dino.local_loss_weight=0.5",
+        "ssl.dino.local_loss_weight_start_iter=0",
+        f"ssl.dino.local_loss_weight_ramp_iters={ramp}",
+        "crops.gram=true",
+        f"crops.gram_size={2 * global_size}",
+    ]
+    if gram:
+        out += [
+            "ssl.gram.use_loss=true",
+            f"ssl.gram.loss_weight={args.gram_weight}",
+            "ssl.gram.weight_start_iter=0",
+            f"ssl.gram.weight_ramp_iters={ramp}",
+            "ssl.gram.rep_update=true",
+            f"ssl.gram.update_frequency={refresh}",
+            f"ssl.gram.it_first_update={refresh}",
+            "ssl.gram.max_updates=3",
+            "ssl.gram.img_level=true",
+        ]
+    return out
+
+
+def run_recipe_stage(args: argparse.Namespace, name: str, out: Path, steps: int, every: int, extra: list[str]) -> Path:
+    """One pretraining stage of `--config` with `extra` overrides; returns its checkpoint folder."""
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig, pretrain
+
+    over = recipe_overrides(args, out, steps, every) + extra
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (out.parent / f"{name}.overrides.txt").write_text("\n".join(over) + "\n")
+    t0 = time.perf_counter()
+    pretrain(load_config(PretrainConfig, args.config, over))
+    print(f"  stage {name}: {steps} steps in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out / "checkpoints"
+
+
+def logged_means(run: Path, upto: int, window: int) -> dict[str, float]:
+    """Mean of the training log's losses and CLS-patch cosine over the steps (upto - window, upto]."""
+    from geodino.train.curves import find_metrics, read_metrics
+
+    metrics = read_metrics(find_metrics(run))
+    row = {}
+    for key in LOGGED:
+        vals = [v for s, v in metrics.get(key, {}).items() if upto - window < s <= upto]
+        if vals:
+            row["log_" + key.split("/")[-1].removesuffix("_loss")] = sum(vals) / len(vals)
+    return row
+
+
+def images_eval(model: torch.nn.Module, chips: tuple, sensor: str) -> dict[str, float]:
+    """pretrain_quality's kNN / logistic regression on CLS + mean patch token, and the in-domain CLS-patch cosine."""
+    import pretrain_quality as PQ
     import torch
 
-    torch.manual_seed(0)
-    out = Path(args.out)
-    crops = E.eval_crops()
-    t0 = time.perf_counter()
+    from geodino.data.sensors import get_sensor
+    from geodino.train.monitors import cls_patch_cosine
+
+    x, y = chips
+    t = get_sensor(sensor).standardize(torch.from_numpy(x).float() / 255.0)
+    cls, pt = E.cls_and_patches(model, t, batch=100)
+    f = torch.cat([cls, pt.mean(1)], 1).numpy()
+    return {"chip_cls_patch_cos": float(cls_patch_cosine(cls, pt)), **PQ.evaluate(f, y)}
+
+
+def recipe_main(args: argparse.Namespace, out: Path, crops: torch.Tensor) -> list[dict]:
+    """Base run of `--config` (or `--init`), then arms A / B from it; one row per evaluated checkpoint."""
+    import pretrain_quality as PQ
+
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig
+
+    x, y, _, _ = PQ.load_chips(Path(args.data))
+    chips = (x, y)
+    cfg = load_config(PretrainConfig, args.config, recipe_overrides(args, out / "base", args.base_steps, 1))
+    global_size = int(cfg.crops.global_size)
+    if args.init:
+        init, base_run = Path(args.init), None
+    else:
+        base_run = out / "base"
+        init = base_run / "checkpoints" / f"step_{args.base_steps:08d}.ckpt"
+        if not init.exists():
+            run_recipe_stage(args, "base", base_run, args.base_steps, args.base_steps, [])
+
+    def evaluate_ckpt(ckpt: Path) -> dict:
+        model = E.teacher_from_checkpoint(ckpt)
+        row = {"cls_patch_cos": E.cls_patch_cosine(model, crops, args.sensor)}
+        row.update(E.sjer_dense_probe(model, sensor=args.sensor, grid=25))
+        row.update(images_eval(model, chips, args.sensor))
+        return row
+
+    start = {"arm": "start", "step": 0, **evaluate_ckpt(init)}
+    if base_run is not None:
+        start.update(logged_means(base_run, args.base_steps, args.every))
+    rows = [start]
+    print(f"start: {start}", flush=True)
+    for arm, gram in (("A_no_gram", False), ("B_gram", True)):
+        if arm not in args.arms:
+            continue
+        folder = out / arm
+        ckdir = folder / "checkpoints"
+        if not (ckdir / f"step_{args.steps:08d}.ckpt").exists():
+            run_recipe_stage(
+                args, arm, folder, args.steps, args.every, gram_stage_overrides(args, init, gram, global_size)
+            )
+        for s in range(args.every, args.steps + 1, args.every):
+            row = {"arm": arm, "step": s, **evaluate_ckpt(ckdir / f"step_{s:08d}.ckpt")}
+            row.update(logged_means(folder, s, args.every))
+            rows.append(row)
+            print(f"  {arm} step {s}: {row}", flush=True)
+    return rows
+
+
+def toy_main(args: argparse.Namespace, out: Path, crops: torch.Tensor) -> list[dict]:
+    """The toy stages on the sample rasters (the default); one row per evaluated checkpoint."""
     base = out / "base"
     base_ckpts = base / "checkpoints"
     if not (base_ckpts / f"step_{args.base_steps:08d}.ckpt").exists():
@@ -167,10 +323,57 @@ def main() -> None:
                 f"iou={row['tree_iou']:.3f} pknn={row['patch_knn_acc']:.3f} knn20={row['knn20']:.3f}",
                 flush=True,
             )
+    return rows
+
+
+def main() -> None:
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="/tmp/geodino_gram_evidence")
+    p.add_argument("--base-steps", type=positive, default=160)
+    p.add_argument("--steps", type=positive, default=160)
+    p.add_argument("--every", type=positive, default=40)
+    p.add_argument("--batch", type=positive, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--gram-weight", type=float, default=2.0)
+    p.add_argument("--config", help="a pretraining config whose own stages to compare (see the module docstring)")
+    p.add_argument("--init", help="with --config: continue this checkpoint instead of a base run")
+    p.add_argument("--data", default=str(E.DATA / "eurosat_3000"), help="with --config: the images folder")
+    p.add_argument("--sensor", default="imagenet", help="with --config: the images source's sensor")
+    p.add_argument("--cont-lr", type=float, default=1e-4, help="with --config: the continuation's flat lr")
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        choices=["A_no_gram", "B_gram"],
+        default=["A_no_gram", "B_gram"],
+        help="with --config: the arms to run (one each in two processes with their own --out and the same --init)",
+    )
+    args = p.parse_args()
+    E.require_data()
+    for flag, path in (("--config", args.config), ("--init", args.init), ("--data", args.data)):
+        if path and not Path(path).exists():
+            p.error(f"{flag} {path} does not exist")
+    if args.init and not args.config:
+        p.error("--init needs --config")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.manual_seed(0)
+    out = Path(args.out)
+    crops = E.eval_crops()
+    t0 = time.perf_counter()
+    rows = recipe_main(args, out, crops) if args.config else toy_main(args, out, crops)
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
     cols = ["arm", "step", "cls_patch_cos", "linear_bacc", "tree_iou", "patch_knn_acc", "knn10", "knn20"]
+    if args.config:
+        cols = ["arm", "step", *RECIPE_COLS]
     print()
     print(E.fmt_table(rows, cols))
+    if not all(any(r["arm"] == arm for r in rows) for arm in ("A_no_gram", "B_gram")):
+        return  # one arm of a split run (--arms)
     a = [r for r in rows if r["arm"] == "A_no_gram"][-1]
     b = [r for r in rows if r["arm"] == "B_gram"][-1]
     print(
@@ -178,7 +381,12 @@ def main() -> None:
         f"dense balanced acc {b['linear_bacc']:.3f} / {a['linear_bacc']:.3f} "
         f"(ratio {b['linear_bacc'] / max(a['linear_bacc'], 1e-9):.3f}), "
         f"tree IoU {b['tree_iou']:.3f} / {a['tree_iou']:.3f}, "
-        f"EuroSAT kNN20 {b['knn20']:.3f} / {a['knn20']:.3f}; total {time.perf_counter() - t0:.0f} s"
+        + (
+            f"kNN {b['knn']} / {a['knn']}, logreg {b['logreg']} / {a['logreg']}"
+            if args.config
+            else f"EuroSAT kNN20 {b['knn20']:.3f} / {a['knn20']:.3f}"
+        )
+        + f"; total {time.perf_counter() - t0:.0f} s"
     )
     try:
         import matplotlib
