@@ -27,6 +27,7 @@ import contextlib
 import errno
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,18 +38,21 @@ from geodino.errors import InputError
 __all__ = [
     "RUN_LOCK",
     "lock_run_folder",
+    "lock_run_rank",
     "locked_output",
     "output_holder",
     "output_lock_path",
     "rank_lock_path",
     "release_all_run_folders",
     "release_run_folder",
+    "run_rank_lock",
 ]
 
 RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder
 
 HAS_FLOCK = importlib.util.find_spec("fcntl") is not None  # POSIX only
 _LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
+_RANKS: dict[str, IO[str]] = {}  # rank locks this process holds (`lock_run_rank`) -> handles, kept until it exits
 _OUTPUTS: dict[str, IO[str]] = {}  # output lock files this process holds (`locked_output`) -> their handles
 # what a non-blocking flock of a file another process holds fails with (EACCES, EAGAIN: its fcntl emulation on NFS);
 # any other error (ENOLCK, ENOSYS, EOPNOTSUPP, EINVAL) says the filesystem cannot lock at all
@@ -152,7 +156,72 @@ def lock_run_folder(out: Path) -> None:
     except _CannotLock as exc:
         _say_unlocked(path, exc)
         return
+    rank = _held_rank(out)
+    if rank is not None:  # an earlier run's spawned ranks still work here, their launching process gone
+        _release(path, fh, os.getpid())
+        raise InputError(
+            f"output_dir {out} is in use by rank {rank[0]} of an earlier run ({rank[1]}) whose launching process "
+            "is gone; it stops on its own within a minute: run the same command again then (or stop that process)"
+        )
     _LOCKS[key] = (path, fh, os.getpid())
+
+
+_RANK_LOCK = re.compile(r"\.geodino\.rank(\d+)\.lock")  # run_rank_lock's names
+
+
+def run_rank_lock(out: Path, rank: int) -> Path:
+    """The lock file rank `rank` of a `trainer.strategy=ddp_spawn` run holds in run folder `out` (`lock_run_rank`)."""
+    return out / f".geodino.rank{int(rank)}.lock"
+
+
+def lock_run_rank(out: Path, rank: int) -> None:
+    """In a rank process another process started for the run in `out` (ddp_spawn): hold `run_rank_lock(out,
+    rank)` until the process has exited (the OS frees it; no `atexit` release, which came seconds before a rank's
+    torch and gloo teardown ended). The folder's own lock is the launching process's, so a SIGKILL of that process
+    freed the folder while its ranks (which torch stops by a SIGINT, `spawned_rank` at the latest) still trained and
+    saved there; `lock_run_folder` refuses while any rank lock is held, and removes those no process holds. A no-op
+    off POSIX, where the filesystem cannot lock, or when this process holds it already."""
+    if not HAS_FLOCK:
+        return
+    path = run_rank_lock(out, rank)
+    key = str(path.resolve())
+    if key in _RANKS:
+        return
+    try:
+        fh = _acquire(
+            path,
+            lambda owner: (
+                f"output_dir {out}: rank {rank} of another run ({owner}) works there; choose another output_dir"
+            ),
+            f"output_dir {out}: its lock file {path.name} keeps being replaced; try again",
+        )
+    except _CannotLock:  # the folder's own lock said so already
+        return
+    _RANKS[key] = fh
+
+
+def _held_rank(out: Path) -> tuple[str, str] | None:
+    """(rank, holder) of a rank lock in `out` another process holds (`lock_run_rank`), or None; the rank lock files
+    no process holds (ended ranks') are removed: the caller holds the folder's lock, so no rank of its run has one."""
+    import fcntl
+
+    try:
+        names = [e.name for e in os.scandir(out)]
+    except OSError:
+        return None
+    for name in sorted(names):
+        found = _RANK_LOCK.fullmatch(name)
+        if found is None or str((out / name).resolve()) in _RANKS:
+            continue
+        with contextlib.suppress(OSError), open(out / name) as fh:  # read-only: a probe never creates a lock file
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in _BUSY:
+                    return found.group(1), fh.read().strip() or "another process"
+                continue  # a filesystem that cannot lock: nothing to say
+            (out / name).unlink()
+    return None
 
 
 def release_run_folder(out: Path) -> None:
@@ -161,6 +230,7 @@ def release_run_folder(out: Path) -> None:
     still locked, so no other process can lock it in between (a waiter that opened it re-checks, see above)."""
     entry = _LOCKS.pop(str(out.resolve()), None)
     if entry is not None:
+        _held_rank(out)  # its ddp_spawn ranks have ended: their lock files go too
         _release(*entry)
 
 
@@ -178,7 +248,7 @@ def _drop_in_child() -> None:
     shares, so DataLoader workers (forked) that outlived a killed run kept its folder or output locked, the refusal
     naming a pid that no longer runs. Each handle's descriptor is pointed at /dev/null rather than closed, so that
     its number cannot be reused under the handle; the parent's lock is untouched."""
-    handles = [fh for _, fh, _ in _LOCKS.values()] + list(_OUTPUTS.values())
+    handles = [fh for _, fh, _ in _LOCKS.values()] + list(_RANKS.values()) + list(_OUTPUTS.values())
     if not handles:
         return
     null = os.open(os.devnull, os.O_RDWR)

@@ -42,6 +42,14 @@ class CheckpointCallback(L.Callback):
         self.stop = StopRequest(SIGNALS + ((REQUEUE_SIGNAL,) if requeue else ()))
         self.stopped_at: int | None = None
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # a rank ddp_spawn started (in its own process): its own lock of the run folder, and an end when its
+        # launching process dies (geodino.train.spawned_rank); nothing in the launching process or other strategies
+        if getattr(trainer.strategy, "_start_method", None) == "spawn" and trainer.world_size > 1:
+            from geodino.train.spawned_rank import guard_spawned_rank
+
+            guard_spawned_rank(self.folder.parent, trainer.global_rank)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.stop.install()
 
