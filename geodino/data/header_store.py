@@ -15,14 +15,15 @@ one short transaction per `FLUSH_EVERY` headers (or `FLUSH_AFTER_S` seconds), at
 Trust: a row is used only for the same absolute path and reader, the same stat as the in-process cache keys on
 (`headers.header_stamp`: mtime, size, ctime, inode and those of the `.aux.xml` sidecar) and the same version key:
 this schema (`SCHEMA`, with `ImageHeader`'s field names), geodino's version and the reading library's (rasterio's
-and its GDAL's, with the GDAL settings in the environment, or Pillow's), so an upgrade of either reads every header
-again; each row carries a CRC of itself, so a damaged page never passes for a header. Only headers
-`headers.read_header` caches are kept (a file or sidecar changed within `io_stamps.RACY_NS` is not: its stat may
-not show a rewrite yet), failures never. Machines sharing the store (a home on NFS) that each hold another file at
-one node-local path (/tmp, /scratch) share a row only when the files' size, mtime, ctime and inode all agree: the
-ctime is each machine's clock to the nanosecond, so in practice the same content (one archive extracted on each
-node, whose header is the same), or a chance on a file system of whole-second times. The host is not in the key:
-a container's host name changes each run, and a dataset on a shared file system is the same file on every node.
+and its GDAL's, with the GDAL settings in the environment and those of an active `rasterio.Env`, or Pillow's), so an
+upgrade of either reads every header again; each row carries a CRC of itself, so a damaged page never passes for a
+header. Only headers `headers.read_header` caches are kept (a file or sidecar changed within `io_stamps.RACY_NS` is
+not: its stat may not show a rewrite yet), failures never. Machines sharing the store (a home on NFS) that each hold
+another file at one node-local path (/tmp, /scratch) share a row only when the files' size, mtime, ctime and inode
+all agree: the ctime is each machine's clock to the nanosecond, so in practice the same content (one archive
+extracted on each node, whose header is the same), or a chance on a file system of whole-second times. The host is
+not in the key: a container's host name changes each run, and a dataset on a shared file system is the same file on
+every node.
 
 Failure never fails a run: a damaged store (or another file by its name) is emptied with one warning and filled
 again; one held by another process past `BUSY_S`, one warning, and headers are read from the files for the rest
@@ -46,7 +47,7 @@ from typing import Any
 
 from geodino.data.headers import ImageHeader, Stamp, reader_kind
 
-__all__ = ["SWITCH_ENV", "close", "flush", "keep", "lookup", "store_path"]
+__all__ = ["SWITCH_ENV", "close", "env_options", "flush", "keep", "lookup", "store_path"]
 
 SWITCH_ENV = "GEODINO_HEADER_STORE"
 SCHEMA = 1  # bump when what `headers._read` makes of a file changes (within one geodino version)
@@ -86,21 +87,23 @@ def store_path() -> Path | None:
     return None if folder is None else folder / FILE
 
 
-def lookup(name: str, reader: str, stamp: Stamp) -> ImageHeader | None:
-    """The header an earlier read of the local file `name` (by `reader`) at `stamp` kept, else None."""
+def lookup(name: str, reader: str, stamp: Stamp, options: str = "") -> ImageHeader | None:
+    """The header an earlier read of the local file `name` (by `reader`) at `stamp`, under the in-process GDAL
+    `options` (`env_options`), kept, else None."""
     path = _key(name)
     with _LOCK:
         store = _store()
-        return None if store is None or path is None else store.lookup(path, reader, stamp)
+        return None if store is None or path is None else store.lookup(path, reader, stamp, options)
 
 
-def keep(name: str, reader: str, stamp: Stamp, head: ImageHeader) -> None:
-    """Keep the header just read of the settled local file `name` for later processes (written in batches)."""
+def keep(name: str, reader: str, stamp: Stamp, head: ImageHeader, options: str = "") -> None:
+    """Keep the header just read of the settled local file `name` (under `options`) for later processes (written in
+    batches)."""
     path = _key(name)
     with _LOCK:
         store = _store()
         if store is not None and path is not None:
-            store.keep(path, reader, stamp, head)
+            store.keep(path, reader, stamp, head, options)
 
 
 def _key(name: str) -> str | None:
@@ -172,22 +175,23 @@ def _flush_at_child_exit() -> None:
         multiprocessing.util.Finalize(None, flush, exitpriority=0)
 
 
-def _version(reader: str, name: str) -> str:
-    """The version key of the rows of the library that reads `name` (module docstring), computed once a process."""
+def _version(reader: str, name: str, options: str = "") -> str:
+    """The version key of the rows of the library that reads `name` (module docstring) under the in-process GDAL
+    `options` (`env_options`), computed once a process for each."""
     kind = reader_kind(name, reader)
-    found = _VERSIONS.get(kind)
+    found = _VERSIONS.get(kind + options)
     if found is None:
         from geodino import __version__
 
         if kind == "rasterio":
             import rasterio
 
-            libs = f"rasterio {rasterio.__version__} gdal {rasterio.__gdal_version__} {_gdal_settings()}"
+            libs = f"rasterio {rasterio.__version__} gdal {rasterio.__gdal_version__} {_gdal_settings()}{options}"
         else:
             import PIL
 
             libs = f"pillow {PIL.__version__}"
-        found = _VERSIONS[kind] = _digest(f"{SCHEMA}|{','.join(_FIELDS)}|geodino {__version__}|{libs}")
+        found = _VERSIONS[kind + options] = _digest(f"{SCHEMA}|{','.join(_FIELDS)}|geodino {__version__}|{libs}")
     return found
 
 
@@ -201,12 +205,39 @@ def _gdal_settings() -> str:
     moves the transform, `GDAL_GEOREF_SOURCES` picks where it comes from, `PROJ_DATA` the CRS's WKT), so rows
     read under other settings are not used. Settings that change only speed, logging or network access (remote
     files are not kept; rasterio sets `GDAL_CURL_CA_BUNDLE` to its certifi file) are left out."""
-    found = sorted(
-        (k, v)
-        for k, v in os.environ.items()
-        if k.startswith(_SETTINGS) and k not in _NOT_READ and "CURL" not in k and "HTTP" not in k
-    )
+    found = sorted((k, v) for k, v in os.environ.items() if _is_setting(k))
     return json.dumps(found)
+
+
+# set in a `rasterio.Env` without changing a header: rasterio's own data folder (GDAL_DATA, in every Env), the folder
+# listing geodino's header read sets itself over an outer Env's value (`headers.no_folder_listing`), overviews only
+_SAME_HEADER = frozenset({"GDAL_DATA", "GDAL_DISABLE_READDIR_ON_OPEN", "GTIFF_IMPLICIT_JPEG_OVR"})
+
+
+def env_options() -> str:
+    """The GDAL/PROJ settings a `rasterio.Env(...)` active in this thread sets in the process (not environment
+    variables, which `_gdal_settings` reads), as text ("" for none): `rasterio.Env(GDAL_PAM_ENABLED="NO")` around an
+    embed left out the `.aux.xml`'s scale/offset and band names on a read, while the header cached in the process and
+    in the store still had them (likewise `GTIFF_SRS_SOURCE`, `GTIFF_POINT_GEO_IGNORE`, `GDAL_GEOREF_SOURCES`). The
+    same names as `_gdal_settings`, those set to their environment variable's value left out. Options set with
+    `rasterio.env.set_gdal_config` or GDAL's own `SetConfigOption` outside an Env are not seen (GDAL lists no
+    options to rasterio): docs/probing.md says so."""
+    import sys
+
+    env = sys.modules.get("rasterio.env")  # not imported: no Env can be active
+    if env is None or not env.hasenv():
+        return ""
+    found = sorted(
+        (k, str(v))
+        for k, v in env.getenv().items()
+        if _is_setting(k) and k not in _SAME_HEADER and os.environ.get(k) != str(v)
+    )
+    return json.dumps(found) if found else ""
+
+
+def _is_setting(key: str) -> bool:
+    """Whether GDAL setting `key` may change what a header reads as (`_gdal_settings`)."""
+    return key.startswith(_SETTINGS) and key not in _NOT_READ and "CURL" not in key and "HTTP" not in key
 
 
 def _digest(text: str) -> str:
@@ -235,10 +266,10 @@ class _Store:
         self.since = 0.0
         self.wkt: dict[str, str] = {}  # a CRS's key (`_digest` of its WKT) -> WKT: the same in every store file
 
-    def lookup(self, path: str, reader: str, stamp: Stamp) -> ImageHeader | None:
+    def lookup(self, path: str, reader: str, stamp: Stamp, options: str = "") -> ImageHeader | None:
         if self.off:
             return None
-        v, st = _version(reader, path), json.dumps(stamp)
+        v, st = _version(reader, path, options), json.dumps(stamp)
         waiting = self.pending.get((path, reader))
         if waiting is not None:
             return waiting[2] if waiting[:2] == (v, st) else None
@@ -247,12 +278,12 @@ class _Store:
             return None
         return self._decode(rows[0][2])
 
-    def keep(self, path: str, reader: str, stamp: Stamp, head: ImageHeader) -> None:
+    def keep(self, path: str, reader: str, stamp: Stamp, head: ImageHeader, options: str = "") -> None:
         if self.off:
             return
         if not self.pending:
             self.since = time.monotonic()
-        self.pending[(path, reader)] = (_version(reader, path), json.dumps(stamp), head)
+        self.pending[(path, reader)] = (_version(reader, path, options), json.dumps(stamp), head)
         if len(self.pending) >= FLUSH_EVERY or time.monotonic() - self.since >= FLUSH_AFTER_S:
             self.flush()
 

@@ -235,7 +235,9 @@ def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
         stamp = st.st_mtime_ns, st.st_size, _sidecar_stamp(name), st.st_ctime_ns, st.st_ino, _georef(name, reader)
         if stamp_is_young(stamp, now):  # a rewrite within the same tick would keep this stat: not cached
             return _read(name, reader)
-        return _cached(name, reader, stamp)
+        from geodino.data.header_store import env_options  # a rasterio.Env's GDAL settings: a header may differ
+
+        return _cached(name, reader, stamp, env_options() if reader_kind(name, reader) == "rasterio" else "")
     except ConfigError:  # a setting of the header store (`header_store.store_path`), not the file
         raise
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "the header does not read"
@@ -322,16 +324,17 @@ ctime (2,000 chips tar extracted on ext4: 10 distinct stamps), so a name made a 
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _cached(name: str, reader: str, stamp: Stamp) -> ImageHeader:
-    """`_read`, once per (file, reader, `header_stamp`), and once across processes: what an earlier process read
+def _cached(name: str, reader: str, stamp: Stamp, options: str = "") -> ImageHeader:
+    """`_read`, once per (file, reader, `header_stamp`, in-process GDAL `options`: `header_store.env_options`), and
+    once across processes: what an earlier process read
     of the file as it is now comes from the store on disk (`geodino.data.header_store`); failures are not cached
     (they raise)."""
     from geodino.data import header_store
 
-    head = header_store.lookup(name, reader, stamp)
+    head = header_store.lookup(name, reader, stamp, options)
     if head is None:
         head = _read(name, reader)
-        header_store.keep(name, reader, stamp, head)
+        header_store.keep(name, reader, stamp, head, options)
     return head
 
 
