@@ -42,15 +42,16 @@ def check_headers(
 
     `unreadable` (--on-error skip): a raster GDAL cannot open (a truncated header, a non-raster file named .tif) is
     put there (name -> why, as the skip records it) and left out of the other checks, so one broken file of a large
-    archive is skipped by the run instead of refusing it; every scene unreadable is still one line. Without it the
-    first such scene is refused, saying so when an earlier run into `folder` skipped it (a `--resume` that forgot
-    `--on-error skip`)."""
+    archive is skipped by the run instead of refusing it; every scene unreadable is still one line. Without it such
+    scenes are refused (all of them in one line, after the other headers are read), saying so when an earlier run
+    into `folder` skipped them (a `--resume` that forgot `--on-error skip`)."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
     tilted: list[Scene] = []
     by_file: set[str] = set()
     whys: dict[str, str] = {}  # GDAL's reason for each unreadable scene (--on-error skip)
+    stopped: list[tuple[Scene, str, Exception]] = []  # unreadable scenes under --on-error stop
     for s in scenes:
         if unreadable and s.name in unreadable:  # an asset of its stack GDAL cannot open (`scenes.stack_sources`)
             whys[s.name] = str(unreadable[s.name])
@@ -79,7 +80,8 @@ def check_headers(
                 unreadable[s.name] = InputError(f"cannot open its header ({why}); re-download or re-copy it")
                 whys[s.name] = why
                 continue
-            raise InputError(_unreadable_line(s, why, folder)) from exc
+            stopped.append((s, why, exc))  # --on-error stop: every such scene named at once, after the others
+            continue
         if first is None:
             first = (s, count)
         elif count != first[1]:
@@ -88,6 +90,8 @@ def check_headers(
                 f"{s.path} has "
                 f"{count}; embed them in separate runs (or choose the same bands with --bands, bands=[...] in Python)"
             )
+    if stopped:
+        _refuse_unreadable(stopped, len(scenes), folder)
     if unreadable and len(unreadable) == len(scenes):  # nothing would be left to embed: refused, nothing written
         one = scenes[0].origin if scenes[0].sources else scenes[0].path  # a stack's VRT is not written yet
         raise InputError(
@@ -123,6 +127,30 @@ def _unreadable_line(scene: Scene, why: str, folder: Path | None) -> str:
         f"cannot read scene {scene.path}{where}: {why}; {check}, re-download or re-copy it, or leave it out of this run"
     )
     return line + earlier_skip(folder, scene.name)
+
+
+def _refuse_unreadable(stopped: list[tuple[Scene, str, Exception]], total: int, folder: Path | None) -> None:
+    """Refuse the scenes GDAL cannot open (--on-error stop): one scene by its own line (`_unreadable_line`), several
+    in one line (how many, the first's reason, the others' paths, and --on-error skip), as one broken file a run was
+    found one run at a time."""
+    scene, why, exc = stopped[0]
+    if len(stopped) == 1:
+        raise InputError(_unreadable_line(scene, why, folder)) from exc
+    where = f" ({scene.origin})" if scene.origin and scene.origin != scene.path else ""
+    rest = ", ".join(s.path for s, _, _ in stopped[1:6]) + (f" and {len(stopped) - 6} more" if len(stopped) > 6 else "")
+    cubes = " (datacubes: open them with xarray)" if any(is_cube_store(s.path) for s, _, _ in stopped) else ""
+    skipped = [s.name for s, _, _ in stopped if earlier_skip(folder, s.name)]
+    before = (
+        f" (an earlier run into {folder} skipped {', '.join(skipped)}: pass --on-error skip again to go on without "
+        f"{'it' if len(skipped) == 1 else 'them'})"
+        if skipped
+        else ""
+    )
+    raise InputError(
+        f"{len(stopped)} of {plural(total, 'scene')} cannot be read: {scene.path}{where}: {why}; also {rest}; check "
+        f"them with gdalinfo{cubes}, re-download or re-copy them, or leave them out of this run (--on-error skip "
+        f"embeds the others and records the skips){before}"
+    ) from exc
 
 
 def earlier_skip(folder: Path | None, name: str) -> str:

@@ -50,11 +50,11 @@ def test_unreadable_cubes_are_skipped_and_refused_in_one_line_without_skip(tmp_p
         assert cli.main([*argv, "--out", str(tmp_path / "g"), "--no-progress", "--scale", "1e-4"]) == 2
     (err,) = capfd.readouterr().err.strip().splitlines()
     assert (
-        err.startswith(f"geodino: error: cannot read scene {d / 'b.zarr'}: JSONDecodeError: ")
+        err.startswith(f"geodino: error: 2 of 3 scenes cannot be read: {d / 'b.zarr'}: JSONDecodeError: ")
         and not (tmp_path / "g").exists()
-    )
-    assert "open it with xarray, re-download or re-copy it, or leave it out of this run" in err
-    with pytest.raises(InputError, match=r"b\.zarr: .*an earlier run into .* skipped it: pass --on-error skip"):
+    )  # both unreadable scenes in one line (the first alone before)
+    assert f"; also {d / 'c.nc'}; " in err and "(datacubes: open them with xarray), re-download or re-copy them" in err
+    with pytest.raises(InputError, match=r"b\.zarr: .*an earlier run into .* skipped b, c: pass --on-error skip"):
         embed_scenes(d, backbone=conv_bb, out=out, bands=[1, 2, 3], resume=True, **OPTS)
 
 
