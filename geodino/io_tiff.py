@@ -55,8 +55,9 @@ def _libraries() -> tuple[str, str] | None:
     except OSError:
         pass
     rasterio = sys.modules.get("rasterio")
-    if len(found) < 2 and rasterio is not None and getattr(rasterio, "__file__", None):
-        here = os.path.dirname(rasterio.__file__)
+    where = getattr(rasterio, "__file__", None) if rasterio is not None else None
+    if len(found) < 2 and where:
+        here = os.path.dirname(where)
         for folder in (os.path.join(here, os.pardir, "rasterio.libs"), os.path.join(here, ".dylibs")):
             for lib in ("libtiff", "libgdal"):
                 hits = sorted(glob.glob(os.path.join(folder, f"{lib}*")))
