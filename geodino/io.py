@@ -318,6 +318,10 @@ def atomic_path(
         sweep_temps(path)  # what killed runs left beside it (their pid is no live process)
     tmp = temp_name(path)
     _remove(tmp)
+    if "rasterio" in sys.modules:  # a GDAL writer, maybe: libtiff's raw error lines go to GDAL's handler instead
+        from geodino.io_tiff import route_libtiff_errors
+
+        route_libtiff_errors()
     try:
         yield tmp
         if durable and tmp.is_file():

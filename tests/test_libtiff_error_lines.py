@@ -69,3 +69,12 @@ def test_routing_is_set_once() -> None:
     assert io_tiff.route_libtiff_errors() is True
     callback = io_tiff._STATE["callback"]
     assert io_tiff.route_libtiff_errors() is True and io_tiff._STATE["callback"] is callback
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE and the libtiff lookup are tested on Linux")
+def test_atomic_path_routes_them_itself(tmp_path: Path) -> None:
+    """Every GeoTIFF output geodino writes goes through `atomic_path`, which routes them once rasterio is loaded."""
+    out = tmp_path / "map.tif"
+    run = subprocess.run([sys.executable, "-c", WRITE, str(out), "atomic"], capture_output=True, text=True, timeout=60)
+    assert run.stdout.splitlines()[0].split() == [str(errno.EFBIG), str(out)], run.stderr[-2000:]
+    assert run.stderr == ""
