@@ -325,7 +325,8 @@ def run_detection(
     coco = CocoRecorder(names)  # the COCO-scored detections, re-scorable: detections_coco.json (+ _gt.json)
     metrics = _evaluate(model, evaluated, cfg, names, check, coco)
     metrics["train_loss"] = history[-1] if history else math.nan
-    metrics["val_images"] = float(len(evaluated))
+    # what was scored: held-out tiles (val_fraction) are tiles, not images (a run on 4 images said val_images 9)
+    metrics["val_tiles" if val_tiles is not None else "val_images"] = float(len(evaluated))
     if budget is not None:  # info rows of results.json/results.md (results.INFO_METRICS), n_train in images
         metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
 

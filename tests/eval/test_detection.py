@@ -145,7 +145,7 @@ def test_faster_rcnn_probe_end_to_end(tmp_path):
     metrics = run_detection(bb, cfg, tmp_path / "out")
     assert {"mAP", "mAP50", "mAP75", "mAR100"} <= metrics.keys()
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("mAP", "mAP50", "mAP75"))
-    assert metrics["val_images"] == 1.0  # 4 tiles of 32 px, a quarter held out
+    assert metrics["val_tiles"] == 1.0 and "val_images" not in metrics  # 4 tiles of 32 px, a quarter held out
     fc = json.loads((tmp_path / "out" / "scene_boxes.geojson").read_text())
     assert fc["type"] == "FeatureCollection"
     for f in fc["features"]:

@@ -40,6 +40,6 @@ def test_run_with_unnamed_samples_and_held_out_tiles(tmp_path):
         metrics = run_detection(tiny_backbone(), cfg, tmp_path, train_data=[_sample(0), _sample(1)],
                                 class_names=["car", "tree"])  # fmt: skip
     gt = json.loads((tmp_path / COCO_GT_FILE).read_text())
-    assert len(gt["images"]) == metrics["val_images"] >= 1
+    assert len(gt["images"]) == metrics["val_tiles"] >= 1
     for k, im in enumerate(gt["images"]):
         assert im["file_name"] == f"{k:06d}" and len(im["tile_origin"]) == 2

@@ -109,7 +109,7 @@ def test_held_out_tiles_are_the_same_with_a_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(det, "train_detector", lambda model, data, cfg: seen.append(len(data)) or [1.0])
     a = run_detection(tiny_backbone(), _cfg(tmp_path, val_fraction=0.25), tmp_path / "a")
     b = run_detection(tiny_backbone(), _cfg(tmp_path, val_fraction=0.25, train_fraction=0.34), tmp_path / "b")
-    assert a["val_images"] == b["val_images"] == 1.0 and seen == [3, 1]  # 3 training images left; 0.34 x 3 -> 1
+    assert a["val_tiles"] == b["val_tiles"] == 1.0 and seen == [3, 1]  # 3 training images left; 0.34 x 3 -> 1
 
 
 def test_an_out_of_range_fraction_is_one_line():
