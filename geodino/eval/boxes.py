@@ -80,6 +80,7 @@ def read_coco(path: Path) -> dict[str, Boxes]:
     """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name);
     `iscrowd` annotations are ignored in scoring, as COCOeval does. Images are keyed by file name, or by their whole
     `file_name` (a/x.tif) where two entries in different subfolders share a name (`coco_keys`; `match_boxes`)."""
+    data: Any = None
     try:
         data = json.loads(path.read_text())
         images = {im["id"]: im["file_name"] for im in data["images"]}
@@ -93,6 +94,8 @@ def read_coco(path: Path) -> dict[str, Boxes]:
                 ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])), bool(a.get("iscrowd", 0)))
             )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+            raise InputError(_not_a_box_file(path)) from exc
         raise InputError(
             f"{path} is not a COCO detection json ({type(exc).__name__}: {exc}); need images/annotations"
         ) from exc
@@ -106,6 +109,21 @@ def read_coco(path: Path) -> dict[str, Boxes]:
                 crowd if crowd.any() else None,
             )
     return out
+
+
+def _not_a_box_file(path: Path) -> str:
+    """The refusal of a box file of another kind: a vector file (GeoJSON, GeoPackage, ...) holds map geometries,
+    not the pixel boxes the probe reads."""
+    kinds = "Pascal VOC .xml, COCO .json or CSV (xmin,ymin,xmax,ymax,label[,image_path])"
+    from geodino.eval.vector_masks import VECTOR_SUFFIXES
+
+    if path.suffix.lower() in VECTOR_SUFFIXES:
+        return (
+            f"box annotation file {path} is a vector file of map geometries; the detection probe reads boxes in "
+            f"image pixels from {kinds}: convert each box's map bounds to its image's pixel columns and rows (e.g. "
+            "rasterio: col, row = ~src.transform * (x, y)) and write them as such a CSV"
+        )
+    return f"box annotation file {path} ({path.suffix or 'no suffix'}) is not one the probe reads: {kinds}"
 
 
 def coco_keys(file_names: Iterable[str]) -> dict[str, str]:
@@ -126,11 +144,18 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
     image of the same stem as the CSV (or `default_image`). A row of four zeros lists an image with no objects (a
     negative image, as DeepForest writes it) and adds no box. Images are keyed as COCO's (`coco_keys`): by file
     name, or by the whole image_path (a/x.tif) where two rows' paths share a name in different folders."""
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:  # a binary file (a GeoPackage) or a CSV saved in another encoding
+        raise InputError(
+            f"{path} is not a UTF-8 text CSV ({exc.reason} at byte {exc.start}); save the boxes as a UTF-8 CSV with "
+            "columns xmin,ymin,xmax,ymax,label"
+        ) from exc
     need = {"xmin", "ymin", "xmax", "ymax"}
     if rows and not need <= set(rows[0]):
-        raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {', '.join(rows[0])})")
+        has = ", ".join(k for k in rows[0] if k is not None)  # None: a row with more fields than the header
+        raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {has})")
     raw = [str(row.get("image_path") or default_image or path.stem).strip() for row in rows]
     key = coco_keys(raw)
     per: dict[str, tuple[list, list]] = {}
@@ -158,6 +183,8 @@ def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
     read: list[tuple[Path, dict[str, Boxes]]] = []
     for p in dense.list_files(list(paths), BOX_SUFFIXES, "box annotation"):
         suffix = p.suffix.lower()
+        if suffix not in BOX_SUFFIXES:  # a file named in the config: read as CSV, a GeoPackage raised a traceback
+            raise InputError(_not_a_box_file(p))
         read.append((p, read_voc(p) if suffix == ".xml" else read_coco(p) if suffix == ".json" else read_csv_boxes(p)))
     voc = _voc_keys([(p, name) for p, found in read if p.suffix.lower() == ".xml" for name in found])
     for p, found in read:
