@@ -52,6 +52,30 @@ def grid_mapping_attrs(crs: Any, transform: Any) -> dict[str, Any]:
     return attrs
 
 
+def axis_attrs(crs: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The CF attributes of the x and y coordinates, as rioxarray's `write_coordinate_system` sets them: `axis`,
+    and for a projected CRS `projection_x/y_coordinate` in its linear unit (`metre`, `0.3048006096 metre` for US
+    feet), for a geographic one `longitude`/`latitude` in `degrees_east`/`degrees_north`. GeoZarr (as CF) asks
+    them of the dimension coordinates: without them a CF reader (cf_xarray, Panoply, netCDF tools) sees bare
+    numbers, and a lon/lat store's x cannot be told from metres but by its grid mapping."""
+    x: dict[str, str] = {"axis": "X"}
+    y: dict[str, str] = {"axis": "Y"}
+    if crs is None:
+        return x, y
+    from rasterio.crs import CRS
+
+    crs = crs if isinstance(crs, CRS) else CRS.from_user_input(crs)
+    if crs.is_projected:
+        factor = crs.linear_units_factor[-1]
+        units = "metre" if factor == 1 else f"{factor} metre"
+        x |= {"long_name": "x coordinate of projection", "standard_name": "projection_x_coordinate", "units": units}
+        y |= {"long_name": "y coordinate of projection", "standard_name": "projection_y_coordinate", "units": units}
+    elif crs.is_geographic:
+        x |= {"long_name": "longitude", "standard_name": "longitude", "units": "degrees_east"}
+        y |= {"long_name": "latitude", "standard_name": "latitude", "units": "degrees_north"}
+    return x, y
+
+
 def create_store(
     path: str | Path,
     *,
@@ -99,8 +123,9 @@ def create_store(
 
     coordinate("band", names, ["band"], None, {})
     coordinate("band_name", names, ["band"], None, {})
-    coordinate("x", x, ["x"], float("nan"), {})
-    coordinate("y", y, ["y"], float("nan"), {})
+    x_attrs, y_attrs = axis_attrs(crs)
+    coordinate("x", x, ["x"], float("nan"), x_attrs)
+    coordinate("y", y, ["y"], float("nan"), y_attrs)
     coordinate(GRID_MAPPING, np.asarray(0, dtype="int64"), [], None, grid_mapping_attrs(crs, transform))
 
     fill = nodata_of(dtype)

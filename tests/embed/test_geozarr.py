@@ -27,6 +27,12 @@ def test_geozarr_crs_and_band_names_in_xarray_rioxarray_and_gdal(tmp_path):
         assert "spatial_ref" in ds.coords and ds.rio.crs.to_epsg() == 32633
         assert ds["embedding"].rio.crs.to_epsg() == 32633
         assert ds.rio.transform().almost_equals(t @ t.scale(4), precision=1e-6)  # patch-grid cells
+        # CF / GeoZarr dimension coordinates: what they are and in which unit (not bare numbers)
+        assert ds["x"].attrs == {
+            "axis": "X", "long_name": "x coordinate of projection", "standard_name": "projection_x_coordinate",
+            "units": "metre",
+        }  # fmt: skip
+        assert ds["y"].attrs["standard_name"] == "projection_y_coordinate" and ds["y"].attrs["units"] == "metre"
         names = [str(b) for b in ds["band"].values]
         assert names == [str(b) for b in ds["band_name"].values] and names[0] == "E000"
         first = ds["embedding"].sel(band=names[0]).values

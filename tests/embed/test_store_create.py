@@ -22,6 +22,7 @@ CASES = {
     "nocrs-int8": (None, "int8", Affine(1, 0, 0, 0, 1, 0)),
     "epsg-text-float16": ("EPSG:32633", "float16", Affine(10, 0, 500000.0, 0, -10, 4100000.0)),
     "local-south-up": (CRS.from_wkt('LOCAL_CS["arbitrary",UNIT["metre",1]]'), "float32", Affine(2, 0, 10, 0, 2, 20)),
+    "usfeet-float32": (CRS.from_epsg(2229), "float32", Affine(50, 0, 6400000.0, 0, -50, 1900000.0)),
 }
 
 
@@ -75,6 +76,7 @@ def xarray_create(
     if crs is not None:
         ds = ds.rio.write_crs(crs)
     ds = ds.rio.write_transform(transform)
+    ds = ds.rio.write_coordinate_system()  # CF axis, standard_name and units on x and y (GeoZarr)
     flat = flatten_meta(metadata)
     ds[VAR].attrs.update(flat)
     ds[VAR].attrs["long_name"] = "geodino embedding"
