@@ -66,9 +66,12 @@ def _resolve_bands(
     sensor: Sensor | None,
     hints: Mapping[str, str | None] = CONFIG_HINTS,
     tagged: bool = False,
+    guess: str | None = None,
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Output band names and the 1-based file indexes to read for them. `tagged`: `names` are the file's colour
-    tags alone (`colour_bands.only_colour_tags`), which a refusal then says (`colour_bands.tags_only_note`)."""
+    tags alone (`colour_bands.only_colour_tags`), which a refusal then says (`colour_bands.tags_only_note`).
+    `guess`: why a pick by those colour names would be a guess (`colour_bands.guessed_colour_pick`): such a pick is
+    refused in one line saying so, a pick by position (b1..bN) is not."""
     if not requested:
         return names, tuple(range(1, len(names) + 1))
     lookup = {n.lower(): i for i, n in enumerate(names)}
@@ -85,6 +88,17 @@ def _resolve_bands(
         canon = sensor.resolve_band(want, strict=False) if sensor else None
         for cand in (want, canon):
             if cand is not None and cand.lower() in lookup:
+                if guess and cand.lower() not in positions:
+                    raise InputError(
+                        f"raster {path}: {want!r} would read its band {lookup[cand.lower()] + 1} by its colour tag "
+                        f"({names[lookup[cand.lower()]]}), but {guess}; "
+                        + (
+                            f"name its bands in order with {hints['band_names']} (e.g. [N, R, G] or [R, G, B]) or "
+                            f"pick them by position ({', '.join(positions)})"
+                            if hints["band_names"]
+                            else f"pick them by number ({hints['bands']} {','.join(p[1:] for p in positions)})"
+                        )
+                    )
                 idx.append(lookup[cand.lower()] + 1)
                 # a position of a colour-named file reads as the band's name (b3 of an RGB file is blue), so a
                 # sensor YAML that names it so matches it

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.archive_bands import _file_band_names, _resolve_bands
-from geodino.data.colour_bands import only_colour_tags
+from geodino.data.colour_bands import guessed_colour_pick, only_colour_tags
 from geodino.data.headers import gdal_read_errors, no_folder_listing, read_error, tiff_cut_short
 from geodino.data.rasters import SceneInfo, alpha_bands, declared_scaling, read_dtype, target_grid, warp_nodata
 from geodino.data.sensors import Sensor, get_sensor
@@ -250,8 +250,9 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                     else:
                         tagged = only_colour_tags(src, own)  # GDAL's RGB tags alone: a refusal says so
                         out_names, idx = _resolve_bands(
-                            path, names, archive.requested_bands, sensor, archive.hints, tagged=tagged
-                        )
+                            path, names, archive.requested_bands, sensor, archive.hints, tagged=tagged,
+                            guess=guessed_colour_pick(src, own, sensor),
+                        )  # fmt: skip
                         # alpha here means the sensor has a band for it (the branch above takes the rest): data,
                         # said once
                         if alpha and sensor is not None and not alpha_warned:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["RGB", "colour_band_names", "colour_positions", "file_band_names", "only_colour_tags", "tags_only_note"]
+__all__ = [
+    "RGB",
+    "colour_band_names",
+    "colour_positions",
+    "file_band_names",
+    "guessed_colour_pick",
+    "only_colour_tags",
+    "tags_only_note",
+]
 
 RGB = ("red", "green", "blue")
 
@@ -68,6 +76,31 @@ def only_colour_tags(src: Any, names: Sequence[str] | None) -> bool:
     false-colour file). A file whose descriptions say red, green, blue names its bands itself."""
     described = [d for d in (getattr(src, "descriptions", None) or ()) if d]
     return bool(colour_positions(names or ())) and len(described) < int(src.count)
+
+
+def guessed_colour_pick(src: Any, names: Sequence[str] | None, sensor: Any) -> str | None:
+    """Why a pick by colour name of `src`'s bands would be a guess, or None when it is not. It is when its names
+    (`file_band_names`) are GDAL's default colour tags alone (`only_colour_tags`, on an 8-bit file: GDAL's default
+    for 3- and 4-band Byte GeoTIFFs) and `sensor`, of another band count, names a band no colour is: nothing then
+    says which of its bands the file holds. A colour-infrared product (NAIP's CIR: near infrared, red, green) read
+    with the 4-band `naip` sensor took `bands: [R, G]` for its bands 1 and 2, the near infrared and the red, without
+    a word; a uint16 file, whose colour tags someone wrote, is still read by them."""
+    count = int(src.count)
+    if sensor is None or getattr(sensor, "n_bands", count) == count or not only_colour_tags(src, names):
+        return None
+    dtypes = getattr(src, "dtypes", None) or (getattr(src, "dtype", None),)
+    if str(dtypes[0]) != "uint8":
+        return None
+    resolve = getattr(sensor, "resolve_band", None)
+    colours = {str(resolve(c, strict=False) if resolve else c).lower() for c in RGB} | set(RGB)
+    other = [str(b) for b in getattr(sensor, "bands", ()) if str(b).lower() not in colours]
+    if not other:
+        return None
+    return (
+        f"red, green, blue are only its colour tags (GDAL writes them on any 3- or 4-band 8-bit GeoTIFF, a "
+        f"false-colour one too) and the sensor's {len(sensor.bands)} bands include {', '.join(other)}, so its "
+        f"{count} bands may be any {count} of them (a colour-infrared product holds near infrared, red, green)"
+    )
 
 
 def tags_only_note(count: int, sensor_setting: str | None) -> str:

@@ -408,7 +408,7 @@ def resolve_band_names(
 def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting: str = "--bands") -> list[int]:
     """The numbers of `names` among the bands of one raster or cube (`resolve_band_names`)."""
     from geodino.data.archive_bands import _file_band_names, _resolve_bands
-    from geodino.data.colour_bands import only_colour_tags, tags_only_note
+    from geodino.data.colour_bands import guessed_colour_pick, only_colour_tags, tags_only_note
     from geodino.embed.sources import open_source
     from geodino.errors import DuplicateBandError, MissingBandError
 
@@ -417,7 +417,8 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
     file_names = own or (sensor.bands if sensor is not None and sensor.n_bands == info.count else None)
     file_names = file_names or tuple(f"b{i}" for i in range(1, info.count + 1))
     try:
-        _, idx = _resolve_bands(path, tuple(file_names), names, sensor, BAND_FLAG_HINTS)
+        guess = guessed_colour_pick(info, own, sensor)
+        _, idx = _resolve_bands(path, tuple(file_names), names, sensor, BAND_FLAG_HINTS, guess=guess)
     except DuplicateBandError as exc:  # the one rule's refusal, worded with the setting as the user wrote it
         raise ConfigError(
             f"{_named(setting, names)}: {exc.first} and {exc.second} are both band {exc.band} ({exc.name}) of "
