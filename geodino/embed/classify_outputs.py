@@ -113,6 +113,7 @@ def write_class_map(
         cog_profile(rd, 2, "uint8", NODATA),
         classes=class_entries(classes, codes),  # colour table and RAT of band 1, as the .qml and the PNG legend
         bands=("class", "confidence"),
+        units=("", "%"),  # the confidence is the top class probability in %, not a 0-255 value
         desc="classify",
         source=rd,
         GEODINO_CLASS_NAMES=json.dumps(classes),

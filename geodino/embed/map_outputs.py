@@ -35,6 +35,7 @@ def write_cog(
     *,
     classes: Mapping[int, tuple[Sequence[int], str]] | None = None,
     bands: Sequence[str] = (),
+    units: Sequence[str] = (),
     desc: str | None = None,
     total: int | None = None,
     source: EmbeddingReader | None = None,
@@ -42,14 +43,15 @@ def write_cog(
 ) -> None:
     """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`.
 
-    `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). `classes` (a class map:
-    `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the
-    COG is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the
-    COG driver writes the second band of a paletted TIFF as alpha; `unmark_alpha` also unmarks it in the TIFF, for a
-    map read without its `.aux.xml`). A PAM file `OUT.tif.aux.xml` left from the file this
-    replaces (statistics, an older table) is removed with it. With `desc`, a progress bar over the `total` blocks
-    (see `progress`; by default the blocks of `source`). `source`, the feature raster the product was made from,
-    adds its lineage to the tags (`lineage_tags`); `tags` given here win."""
+    `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it), `units` their units ("" for
+    none: GDAL's unit type, which gdalinfo prints and QGIS shows in the layer's properties). `classes` (a class map:
+    `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the COG
+    is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the COG driver
+    writes the second band of a paletted TIFF as alpha; `unmark_alpha` also unmarks it in the TIFF, for a map read
+    without its `.aux.xml`). A PAM file `OUT.tif.aux.xml` left from the file this replaces (statistics, an older table)
+    is removed with it. With `desc`, a progress bar over the `total` blocks (see `progress`; by default the blocks of
+    `source`). `source`, the feature raster the product was made from, adds its lineage to the tags (`lineage_tags`);
+    `tags` given here win."""
     import rasterio
     import rasterio.shutil
 
@@ -74,6 +76,9 @@ def write_cog(
                     d.write_colormap(1, colormap)
                 for i, name in enumerate(bands, start=1):
                     d.set_band_description(i, name)
+                for i, unit in enumerate(units, start=1):
+                    if unit:
+                        d.set_band_unit(i, unit)
                 d.update_tags(**{k: str(v) for k, v in tags.items()})
             # class maps keep class values in their overviews; the PCA's RGB (uint8 too) and the float maps average
             # (nodata-aware), where nearest showed one cell in 4, 16 ... as a speckle of the full-resolution colours

@@ -86,6 +86,7 @@ def test_polygon_labels_give_the_stripe_map_and_every_side_file(tmp_path):
         assert ds.count == 2 and ds.nodata == 255 and ds.transform == T and ds.crs == "EPSG:32633"
         assert json.loads(ds.tags()["GEODINO_CLASS_NAMES"]) == m["classes"]
         assert ds.descriptions == ("class", "confidence")
+        assert ds.units == (None, "%")  # gdalinfo's "Unit Type: %" of the confidence band
         cmap = ds.colormap(1)
     truth = np.repeat(np.arange(3), 15)[None].repeat(30, 0)
     ok = np.ones((30, 45), bool)
