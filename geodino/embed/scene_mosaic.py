@@ -4,6 +4,7 @@ CRS, refusing scenes written with other settings: `MOSAIC_IDENTITY`) and the STA
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from geodino.embed.config import DECLARED_BY_CF, DECLARED_BY_FILE
 from geodino.embed.stac import Scene
@@ -54,6 +55,7 @@ def write_mosaic(
     import rasterio
 
     groups: dict[str, list[Path]] = {}
+    grids: dict[str, list[tuple[Path, Any]]] = {}
     tags: dict[str, str] = {}
 
     def setting(t: dict[str, str], k: str) -> str | None:
@@ -64,6 +66,7 @@ def write_mosaic(
         with rasterio.open(p) as src:
             key = src.crs.to_string() if src.crs else "none"
             own = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
+            grids.setdefault(key, []).append((p, src.transform))
         if not tags:
             tags, first = own, p
         differ = [k for k in MOSAIC_IDENTITY if k not in skip and setting(tags, k) != setting(own, k)]
@@ -79,6 +82,8 @@ def write_mosaic(
                 "--overwrite (overwrite=True in Python)"
             )
         groups.setdefault(key, []).append(p)
+    for grid in grids.values():
+        off_grid_warning(grid)
     tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
     if skipped:
         tags["GEODINO_SKIPPED_SCENES"] = ", ".join(skipped)
@@ -91,6 +96,40 @@ def write_mosaic(
         label = mosaic_label(key)
         written.append(mosaic_vrt(group, mosaic.with_name(f"{mosaic.stem}_{label}{mosaic.suffix}"), metadata=tags))
     return written
+
+
+def off_grid_warning(grid: list[tuple[Path, Any]]) -> None:
+    """Warn when scenes of one mosaic (path, transform; one CRS) have cells that do not line up with the first
+    scene's: the VRT shows every scene on the first one's grid, so such a scene appears shifted by the fraction of
+    a cell its origin is off (nearest cell: up to half a cell, 8 input pixels at patch size 16), against its own
+    COG and the imagery. Scene inputs whose origins differ by whole cells (patch size x pixel size) mosaic exactly.
+    Said, not refused: the scenes' own COGs are exact, and a mosaic that is off by part of a cell is still a map."""
+    (first, t0), off = grid[0], []
+    for path, t in grid[1:]:
+        same = abs(t.a - t0.a) <= 1e-9 * abs(t0.a) and abs(t.e - t0.e) <= 1e-9 * abs(t0.e)
+        fx, fy = ((t.c - t0.c) / t0.a) % 1.0, ((t.f - t0.f) / t0.e) % 1.0
+        fx, fy = min(fx, 1.0 - fx), min(fy, 1.0 - fy)
+        if same and max(fx, fy) > 1e-3:
+            off.append((path, fx, fy))
+    if not off:
+        return
+    import warnings
+
+    from geodino.models.caller import user_stacklevel
+
+    path, fx, fy = max(off, key=lambda o: max(o[1], o[2]))
+    one = len(off) == 1
+    shift = f"{fx:.2g} x {fy:.2g} cells ({fx * abs(t0.a):.6g} x {fy * abs(t0.e):.6g} CRS units"
+    shift += ")" if one else f", {path.name})"
+    names = ", ".join(p.name for p, *_ in off[:5]) + (f" and {len(off) - 5} more" if len(off) > 5 else "")
+    warnings.warn(
+        f"{plural(len(off), 'scene')} ({names}) {'lies' if one else 'lie'} off the cell grid of {first.name}, which "
+        f"the mosaic uses: the VRT shows {'it' if one else 'them'} up to {shift} away from "
+        f"{'its own feature raster' if one else 'their own feature rasters'} and the imagery; for exact positions "
+        "open each scene's .tif, or embed inputs whose origins differ by whole cells (patch size x pixel size), e.g. "
+        "one VRT of the scenes embedded as one raster",
+        stacklevel=user_stacklevel(),
+    )
 
 
 def mosaic_label(crs_text: str) -> str:
