@@ -288,7 +288,11 @@ def run_canopy(
             scatter.append((s["target"][s["valid"]].numpy(), pred[s["valid"]].numpy()))
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
-    metrics["val_tiles"] = float(len(tile_split)) if val_tiles is not None else math.nan
+    # what was scored: held-out tiles, else the validation rasters (a NaN val_tiles row said nothing of them)
+    if val_tiles is not None:
+        metrics["val_tiles"] = float(len(tile_split))
+    else:
+        metrics["val_images"] = float(len(val_data or []))
     if budget is not None:  # info rows of results.json/results.md (results.INFO_METRICS), n_train in tiles
         metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
     head = {

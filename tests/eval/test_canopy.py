@@ -283,3 +283,24 @@ def test_disk_feature_cache_is_removed_after_the_head_trains_or_fails(tmp_path, 
         run_canopy(tiny_backbone(), cfg, tmp_path / "out")
     assert any(name.endswith(".npy") for name in seen)  # the run did go through disk chunks
     assert not (tmp_path / "out" / "feature_cache").exists()
+
+
+@pytest.mark.filterwarnings("ignore:canopy probe. every predicted pixel:UserWarning")
+@pytest.mark.filterwarnings("ignore:canopy validation raster .* overlaps training raster:UserWarning")  # same ground
+def test_validation_rasters_are_counted_as_val_images_not_a_nan_val_tiles(tmp_path):
+    """With val_images the scored set is rasters: `val_images` counts them (a `val_tiles nan` row said nothing)."""
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif")
+    (tmp_path / "val").mkdir()
+    write_image(tmp_path / "val" / "b.tif", seed=1)
+    write_chm(tmp_path / "val" / "b_CHM.tif")
+    cfg = canopy_dpt_cfg(
+        tmp_path,
+        crop_size=32,
+        stride=32,
+        batch_size=3,
+        val_images=[str(tmp_path / "val" / "b.tif")],
+        val_chms=[str(tmp_path / "val")],
+    )
+    metrics = run_canopy(tiny_backbone(), cfg, tmp_path / "out")
+    assert metrics["val_images"] == 1.0 and "val_tiles" not in metrics
