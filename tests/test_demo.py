@@ -214,5 +214,5 @@ def test_demo_words_its_verdict_from_the_paired_mcnemar_p(capsys):
     rows[0]["mcnemar"]["col"] = {"n": 85, "b": 1, "c": 9, "p": 0.021484375}
     _print_verdict(comparison)
     assert (
-        "- col beats the backbone on t/knn_top1: 0.700 vs 0.800 (-0.100; McNemar p = 0.021" in capsys.readouterr().out
+        "- col beats the backbone on t/knn_top1: 0.800 vs 0.700 (+0.100; McNemar p = 0.021" in capsys.readouterr().out
     )

@@ -28,8 +28,10 @@ def paired_meaning(p: float) -> str:
 
 
 def verdict_line(row: dict[str, Any], main: str, other: str) -> str:
-    """One sentence on `row` (a comparison.json row): `main`'s value against `other`'s, the difference (main minus
-    other) and the paired test's p and meaning where the row has one; "" when either value is missing or NaN."""
+    """One sentence on `row` (a comparison.json row): the backbone ahead first, then the values in the order the
+    sentence names the backbones, the first minus the second (so "c beats the backbone: 0.882 vs 0.845 (+0.037)"
+    reads as it is said; with the main backbone's value always first, that sentence read "0.845 vs 0.882 (-0.037)"),
+    and the paired test's p and meaning where the row has one; "" when either value is missing or NaN."""
     from geodino.eval.classification_predictions import format_p
     from geodino.eval.results import better
 
@@ -48,14 +50,16 @@ def verdict_line(row: dict[str, Any], main: str, other: str) -> str:
     else:
         note = "no paired test for this metric"
     where = f"{row['task']}/{row['metric']}" + (" (lower is better)" if lower else "")
+    first, second = a, b
     if a == b:
         head = f"{MAIN} and {other} tie on {where}"
     else:
         main_ahead = (a < b) if lower else (a > b)
         winner, loser = (MAIN, other) if main_ahead else (other, MAIN)
+        first, second = (a, b) if main_ahead else (b, a)
         verb = "beats" if p is not None and p < 0.05 else "is ahead of"
         head = f"{winner} {verb} {loser} on {where}"
-    return f"{head}: {a:.3f} vs {b:.3f} ({a - b:+.3f}; {note})"
+    return f"{head}: {first:.3f} vs {second:.3f} ({first - second:+.3f}; {note})"
 
 
 def verdict_lines(rows: list[dict[str, Any]], main: str, others: list[str]) -> list[str]:
@@ -77,7 +81,8 @@ def verdict_markdown(rows: list[dict[str, Any]], main: str, others: list[str]) -
     if not lines:
         return []
     head = (
-        f"In words ({MAIN}: `{main}`; the difference is the backbone minus the comparison; one seed, one run; "
+        f"In words ({MAIN}: `{main}`; the values in the order each sentence names the backbones, the difference the "
+        "first minus the second; one seed, one run; "
         '"beats" only where the paired test\'s p < 0.05):'
     )
     return ["", head, "", *(f"- {line}" for line in lines)]

@@ -33,7 +33,7 @@ def _rows() -> list[dict]:
 
 
 EXPECTED = [
-    "c beats the backbone on es/knn_top1: 0.845 vs 0.882 (-0.037; McNemar p = 0.0071: unlikely to be test-set noise)",
+    "c beats the backbone on es/knn_top1: 0.882 vs 0.845 (+0.037; McNemar p = 0.0071: unlikely to be test-set noise)",
     "the backbone is ahead of c on es/linear_top1: 0.887 vs 0.862 (+0.025; McNemar p = 0.12: a difference is not "
     "shown on these test chips)",
     "the backbone is ahead of c on seg/mIoU: 0.400 vs 0.380 (+0.020; no paired test for this metric)",
@@ -41,7 +41,7 @@ EXPECTED = [
     "the backbone and c tie on bw/knn_top1: 0.500 vs 0.500 (+0.000; no paired test for this metric)",
     "the backbone is ahead of r on es/knn_top1: 0.845 vs 0.700 (+0.145; no paired test: comparison.md says why)",
     "the backbone is ahead of r on es/linear_top1: 0.887 vs 0.800 (+0.087; no paired test for this metric)",
-    "r is ahead of the backbone on chm/RMSE (lower is better): 3.100 vs 2.900 (+0.200; no paired test for this metric)",
+    "r is ahead of the backbone on chm/RMSE (lower is better): 2.900 vs 3.100 (-0.200; no paired test for this metric)",
 ]
 
 
@@ -54,7 +54,8 @@ def test_comparison_md_ends_with_the_sentences():
     md = comparison_markdown(runs, "suite", rows=_rows())
     tail = md.rstrip("\n").split("\n")
     assert tail[-len(EXPECTED) :] == [f"- {line}" for line in EXPECTED]
-    assert tail[-len(EXPECTED) - 2].startswith("In words (the backbone: `m`; the difference is the backbone minus")
+    head = "In words (the backbone: `m`; the values in the order each sentence names the backbones, the difference"
+    assert tail[-len(EXPECTED) - 2].startswith(head)
 
 
 def test_the_demo_prints_the_same_sentences(capsys):
