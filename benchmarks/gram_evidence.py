@@ -25,10 +25,10 @@ weight ramped to `--gram-weight` over 1/12 of the stage, refreshed from the EMA 
 checkpoint is also scored on the images folder as benchmarks/pretrain_quality.py scores it (kNN k=20 and logistic
 regression on CLS + mean patch token, fixed 2/3 : 1/3 split) with the in-domain CLS-patch cosine, and each row
 carries the training log's DINO / iBOT / Gram losses and monitor/cls_patch_cosine, averaged over the 50 steps
-before it:
+before it (measured in docs/recipe.md, "Gram anchoring in the small recipe"):
 
     .venv/bin/python benchmarks/gram_evidence.py --config configs/pretrain/small_vit_tiny.yaml \\
-        --base-steps 400 --steps 150 --every 50 --out /tmp/gram_small
+        --base-steps 200 --steps 50 --every 50 --out /tmp/gram_small
 """
 
 from __future__ import annotations
