@@ -83,6 +83,10 @@ class EmbedConfig:
     bbox: list[float] | None = None
     bbox_crs: str | None = None
     window: list[int] | None = None
+    # [cols, rows] (each 0 .. patch size - 1) the patch grid starts left of / above the raster's origin: the
+    # pixels there read as nodata. A many-scene run sets it per scene so that scenes sharing the first scene's
+    # CRS and pixel grid land on its cell grid (one exact mosaic); None: cells start at the raster's origin
+    grid_offset: list[int] | None = None
     asset: str | None = None  # STAC input: the item asset to embed (e.g. visual, image)
     asset_bands: list[str] | None = None  # STAC input: bands of the asset by name (red,nir) or 1-based number
     allow_no_crs: bool = False
@@ -175,6 +179,11 @@ class EmbedConfig:
         from geodino.embed.extent import check_extent
 
         check_extent(self)
+        if self.grid_offset is not None:
+            off = self.grid_offset
+            if not isinstance(off, list | tuple) or len(off) != 2 or not all(type(v) is int and v >= 0 for v in off):
+                raise ConfigError(f"grid_offset={off!r} must be two whole numbers >= 0 (cols, rows), e.g. [8, 0]")
+            self.grid_offset = [int(v) for v in off]
         for key in ("band_scale", "band_offset"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, list) or not value):

@@ -42,6 +42,7 @@ __all__ = [
     "check_extent",
     "describe_window",
     "format_numbers",
+    "grid_offset",
     "has_extent",
     "meets_bbox",
     "overlaps",
@@ -124,9 +125,17 @@ def pixel_window(
                 )
             )
         c0, r0, c1, r1 = found
-    c0, r0 = c0 // patch * patch, r0 // patch * patch
-    c1, r1 = min(-(-c1 // patch) * patch, W), min(-(-r1 // patch) * patch, H)
+    dx, dy = grid_offset(cfg, patch)  # cells start dx, dy pixels left of / above the origin (a shared grid)
+    c0, r0 = (c0 + dx) // patch * patch - dx, (r0 + dy) // patch * patch - dy
+    c1, r1 = min(-(-(c1 + dx) // patch) * patch - dx, W), min(-(-(r1 + dy) // patch) * patch - dy, H)
     return c0, r0, c1 - c0, r1 - r0
+
+
+def grid_offset(cfg: Any, patch: int) -> tuple[int, int]:
+    """(cols, rows) the run's patch grid starts left of / above the raster's origin (`cfg.grid_offset`, set per
+    scene by a many-scene run so scenes of one pixel grid share the first scene's cells); (0, 0) by default."""
+    off = getattr(cfg, "grid_offset", None)
+    return (0, 0) if not off else (int(off[0]) % patch, int(off[1]) % patch)
 
 
 def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int] | None:
@@ -239,6 +248,14 @@ def scenes_extent(paths: Sequence[str], bbox_crs: str | None, grid: Callable[[st
 def describe_window(window: tuple[int, int, int, int], cfg: Any, patch: int) -> str:
     """The line a run says about its window: what was asked, and the pixels read after snapping."""
     c, r, w, h = window
+    dx, dy = grid_offset(cfg, patch)
+    grid = (
+        f"{patch} px patch grid"
+        if not (dx or dy)
+        else f"{patch} px cells of the run's first scene, starting {dx} px left of and {dy} px above this scene"
+    )
+    if not has_extent(cfg):
+        return f"geodino: input columns {c}..{c + w}, rows {r}..{r + h} ({w} x {h} px on the {grid}; nodata beyond it)"
     asked = (
         f"--window {format_numbers(cfg.window)}"
         if cfg.window is not None
@@ -246,7 +263,7 @@ def describe_window(window: tuple[int, int, int, int], cfg: Any, patch: int) -> 
     )
     return (
         f"geodino: {asked} -> input columns {c}..{c + w}, rows {r}..{r + h} ({w} x {h} px, snapped outward to the "
-        f"{patch} px patch grid)"
+        f"{grid})"
     )
 
 
@@ -256,6 +273,9 @@ def windowed(source: WindowedSource, cfg: Any, patch: int) -> WindowedSource:
     if isinstance(source, WindowSource):
         return source
     window = pixel_window(source.info, cfg, patch)
+    dx, dy = grid_offset(cfg, patch)
+    if window is None and (dx or dy):  # the whole raster on a grid that starts left of / above it: padded there
+        window = (-dx, -dy, source.info.width + dx, source.info.height + dy)
     if window is None or window == (0, 0, source.info.width, source.info.height):
         return source
     return WindowSource(source, window)

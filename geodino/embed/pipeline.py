@@ -324,7 +324,8 @@ def _embed(
             input, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time, sensor=cfg.sensor
         )
         patch = patch_of(cfg.backbone)
-        if patch and has_extent(cfg):  # the grid checked is the window's (`prepare` cuts it when patch is unknown)
+        # the grid checked is the window's (`prepare` cuts it when patch is unknown; a shared grid's is wider)
+        if patch and (has_extent(cfg) or cfg.grid_offset):
             source = windowed(source, cfg, patch)
         if patch or not has_extent(cfg):
             check_grid(out_path, source.info.height, source.info.width, patch, upsample=cfg.upsample)

@@ -2,9 +2,10 @@
 runs them (`embed_scenes`); the scenes are listed by `scene_list`, checked by `scene_checks`, STAC assets stacked
 by `scene_stacks`, and the mosaic and catalog written by `scene_mosaic`.
 
-Each scene gets its own feature raster `OUT/<scene>.tif` (computed by `embed_raster` on the scene's own grid),
-then a VRT mosaic of them (`OUT/mosaic.vrt`, or one per CRS `OUT/mosaic_EPSG_32633.vrt` when the scenes span
-several) that carries the feature rasters' metadata, so QGIS, rasterio and the `geodino embed` products read it
+Each scene gets its own feature raster `OUT/<scene>.tif` (computed by `embed_raster` on the scene's own grid, or
+on the first scene's cells when it shares that scene's CRS and pixel grid: `geodino.embed.scene_grid`), then a
+VRT mosaic of them (`OUT/mosaic.vrt`, or one per CRS `OUT/mosaic_EPSG_32633.vrt` when the scenes span several) that
+carries the feature rasters' metadata, so QGIS, rasterio and the `geodino embed` products read it
 like one feature raster.
 
 - Resumable per scene: with `--resume` finished scenes are skipped, a scene killed part-way resumes inside
@@ -103,6 +104,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
+    listed = scenes  # the first scene listed gives the cell grid, a --bbox run's too (`scene_grid`)
     if cfg.bbox is not None:
         scenes = in_bbox(scenes, cfg)
     from geodino.embed.pipeline import Console, says
@@ -127,6 +129,10 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
         refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
+    from geodino.embed.scene_grid import grid_offsets
+
+    # scenes of the first scene's pixel grid embedded on its cells (upsampled output is on the pixel grid already)
+    offsets = {} if cfg.upsample else grid_offsets(listed, int(bb.patch_size), skip=unreadable or {})
     scene_cfg = {
         s.name: dataclasses.replace(
             cfg,
@@ -135,6 +141,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
             rank=0,
             bands=s.bands or cfg.bands,
             nodata=cfg.nodata if cfg.nodata is not None else s.nodata,  # --nodata, else the item's raster:bands
+            grid_offset=offsets.get(s.name),
             **declared_rule(s, cfg),
         )
         for s in mine
