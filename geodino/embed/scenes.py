@@ -177,7 +177,7 @@ def _run_scenes(
     prepared: dict[str, PreparedRun] = {}  # partial scenes: the check's preparation, reused by their run
     held: dict[str, contextlib.ExitStack] = {}  # partial scenes' locks, taken for their check, kept for their run
     if cfg.resume and not cfg.overwrite:  # every scene already started must match this run before any is written
-        from geodino.embed.pipeline import check_started, work_dir_for
+        from geodino.embed.pipeline import work_dir_for
 
         started = [
             s
@@ -201,7 +201,7 @@ def _run_scenes(
             lock.enter_context(output_lock(outs[s.name], scene_cfg[s.name]))
             if Path(s.path) in stacks:  # a started stack's VRT is the input it was read from
                 write_vrt(stacks[Path(s.path)], s.path)
-            finished, prep = check_started(s.path, scene_cfg[s.name], bb)
+            finished, prep = _check_started_scene(s, scene_cfg, bb)
             if finished:
                 done.add(s.name)
                 held.pop(s.name).close()  # nothing left to write there
@@ -262,3 +262,24 @@ def _run_scenes(
             wrote += f" ({plural(len(skips), 'scene')} skipped as unreadable: {', '.join(r['scene'] for r in skips)})"
         print(f"geodino: wrote {wrote}", file=sys.stderr)
     return written
+
+
+def _check_started_scene(s: Scene, scene_cfg: dict[str, EmbedConfig], bb: Any) -> tuple[bool, PreparedRun | None]:
+    """`check_started` of a scene of a resumed run. A scene this run puts on the first scene's cells (its
+    `grid_offset`) that an earlier version started on its own grid is resumed (or kept) on that grid rather than
+    refused: its `scene_cfg` loses the offset, and the mosaic warns that it lies off the first scene's cells."""
+    from geodino.embed.pipeline import check_started
+
+    cfg = scene_cfg[s.name]
+    try:
+        return check_started(s.path, cfg, bb)
+    except InputError as exc:
+        if cfg.grid_offset is None:
+            raise
+        own = dataclasses.replace(cfg, grid_offset=None)
+        try:
+            found = check_started(s.path, own, bb)
+        except InputError:
+            raise exc from None
+        scene_cfg[s.name] = own
+        return found

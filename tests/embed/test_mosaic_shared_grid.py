@@ -100,3 +100,16 @@ def test_scenes_that_cannot_share_cells_keep_their_own_grid():
     assert offset_on(t0, from_origin(X0 - 3 * RES, Y0, RES, RES), P) == (13, 0)  # west of the first scene
     assert offset_on(t0, from_origin(X0 + 5.0, Y0, RES, RES), P) is None  # half a pixel: not on the pixel grid
     assert offset_on(t0, from_origin(X0 + 40.0, Y0, 20.0, 20.0), P) is None  # another pixel size
+
+
+def test_resume_keeps_a_scene_an_earlier_version_embedded_on_its_own_grid(tmp_path, bb):
+    """A folder run started before scenes shared the first one's cells: --resume keeps its finished scene (on its
+    own grid, named by the mosaic's warning) instead of refusing it as written with other settings."""
+    scenes(tmp_path / "s")
+    out_b = embed_raster(tmp_path / "s" / "b.tif", bb, tmp_path / "f" / "b.tif", **OPTS)  # what the old run wrote
+    stamp, (_, tb) = out_b.stat().st_mtime_ns, read(out_b)
+    with pytest.warns(UserWarning, match=r"1 scene \(b\.tif\) lies off the cell grid of a\.tif"):
+        embed_scenes(tmp_path / "s", backbone=bb, out=tmp_path / "f", resume=True, **OPTS)
+    assert out_b.stat().st_mtime_ns == stamp and read(out_b)[1] == tb == from_origin(
+        X0 + 400, Y0 - 240, P * RES, P * RES
+    )
