@@ -255,7 +255,10 @@ def describe_window(window: tuple[int, int, int, int], cfg: Any, patch: int) -> 
         else f"{patch} px cells of the run's first scene, starting {dx} px left of and {dy} px above this scene"
     )
     if not has_extent(cfg):
-        return f"geodino: input columns {c}..{c + w}, rows {r}..{r + h} ({w} x {h} px on the {grid}; nodata beyond it)"
+        return (
+            f"geodino: input columns {c}..{c + w}, rows {r}..{r + h} ({w} x {h} px on the {grid}; the pixels outside "
+            "the scene read as nodata)"
+        )
     asked = (
         f"--window {format_numbers(cfg.window)}"
         if cfg.window is not None
