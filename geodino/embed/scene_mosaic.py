@@ -102,8 +102,10 @@ def off_grid_warning(grid: list[tuple[Path, Any]]) -> None:
     """Warn when scenes of one mosaic (path, transform; one CRS) have cells that do not line up with the first
     scene's: the VRT shows every scene on the first one's grid, so such a scene appears shifted by the fraction of
     a cell its origin is off (nearest cell: up to half a cell, 8 input pixels at patch size 16), against its own
-    COG and the imagery. Scene inputs whose origins differ by whole cells (patch size x pixel size) mosaic exactly.
-    Said, not refused: the scenes' own COGs are exact, and a mosaic that is off by part of a cell is still a map."""
+    COG and the imagery. Scenes of the first scene's pixel grid are embedded on its cells (`scene_grid`), so this
+    names only those that cannot be: another pixel size, an origin a fraction of a pixel off, or a scene an earlier
+    version embedded on its own grid (kept by --resume). Said, not refused: the scenes' own COGs are exact, and a
+    mosaic that is off by part of a cell is still a map."""
     (first, t0), off = grid[0], []
     for path, t in grid[1:]:
         same = abs(t.a - t0.a) <= 1e-9 * abs(t0.a) and abs(t.e - t0.e) <= 1e-9 * abs(t0.e)
@@ -126,8 +128,8 @@ def off_grid_warning(grid: list[tuple[Path, Any]]) -> None:
         f"{plural(len(off), 'scene')} ({names}) {'lies' if one else 'lie'} off the cell grid of {first.name}, which "
         f"the mosaic uses: the VRT shows {'it' if one else 'them'} up to {shift} away from "
         f"{'its own feature raster' if one else 'their own feature rasters'} and the imagery; for exact positions "
-        "open each scene's .tif, or embed inputs whose origins differ by whole cells (patch size x pixel size), e.g. "
-        "one VRT of the scenes embedded as one raster",
+        "open each scene's .tif, or warp the scenes onto the first one's pixel grid (gdalwarp -tap -tr with its pixel "
+        "size), whose cells they then share, and embed them again with --overwrite",
         stacklevel=user_stacklevel(),
     )
 
