@@ -89,12 +89,18 @@ def test_linear_probe_learns_and_leaves_the_backbone_unchanged(tmp_path):
     assert_unchanged(bb, before)
 
 
-def test_upernet_on_four_layers_with_disk_cache(tmp_path, monkeypatch):
+def chunk_writes(monkeypatch) -> list[str]:
+    """The names of the chunk files the disk feature cache writes (filled as the probe runs)."""
     written: list[str] = []
     real = dense.FeatureStore._write_mapped
     monkeypatch.setattr(
         dense.FeatureStore, "_write_mapped", lambda self, f, a: written.append(f.name) or real(self, f, a)
     )
+    return written
+
+
+def test_upernet_on_four_layers_with_disk_cache(tmp_path, monkeypatch):
+    written = chunk_writes(monkeypatch)
     bb = tiny_backbone()
     img, msk = make_folder(tmp_path, n=3, size=32)
     cfg = SegmentationProbeConfig(
@@ -125,11 +131,7 @@ def test_disk_feature_cache_is_removed_when_the_head_training_fails(tmp_path, mo
         raise RuntimeError("head training failed")
 
     monkeypatch.setattr(segmentation, "train_head", failing)
-    written: list[str] = []
-    real = dense.FeatureStore._write_mapped
-    monkeypatch.setattr(
-        dense.FeatureStore, "_write_mapped", lambda self, f, a: written.append(f.name) or real(self, f, a)
-    )
+    written = chunk_writes(monkeypatch)
     img, msk = make_folder(tmp_path, n=3, size=32)
     cfg = SegmentationProbeConfig(
         train_images=str(img),
