@@ -376,6 +376,7 @@ def _check_raster_bands(rasters: Sequence[_Header], sensor: str | None, bands: s
     sensor, mixed band counts, unreadable files) are left to the source, which names them when the run builds it."""
     from geodino.data.archive import _file_band_names, _resolve_bands
     from geodino.data.band_args import parse_band_names
+    from geodino.data.colour_bands import guessed_colour_pick, only_colour_tags
     from geodino.data.sensors import get_sensor
 
     try:
@@ -384,13 +385,16 @@ def _check_raster_bands(rasters: Sequence[_Header], sensor: str | None, bands: s
         return
     wanted = parse_band_names(bands, "bands")
     for header in rasters:
-        names = _file_band_names(header, sensor_obj)
+        own = names = _file_band_names(header, sensor_obj)
         if names is None and sensor_obj is not None and sensor_obj.n_bands == header.count:
             names = sensor_obj.bands
         if names is None:
             names = tuple(f"b{i}" for i in range(1, header.count + 1))
-        try:
-            _resolve_bands(header.path, names, wanted, sensor_obj)
+        try:  # a colour-infrared file's GDAL colour tags are refused as names here too, as the source refuses them
+            _resolve_bands(
+                header.path, names, wanted, sensor_obj, tagged=only_colour_tags(header, own),
+                guess=guessed_colour_pick(header, own, sensor_obj),
+            )  # fmt: skip
         except MissingBandError as exc:
             fix = "pass bands= names among those"
             if exc.names == tuple(f"b{i}" for i in range(1, len(exc.names) + 1)):  # no descriptions, no sensor's

@@ -164,3 +164,16 @@ def test_an_rgb_file_is_checked_by_its_colour_names_as_the_source_reads_it(api_c
     assert api_configs[-1].data.sources[0].bands == ["red", "green", "blue"]
     with pytest.raises(InputError, match=r"rgb\.tif has no band 'nir' \(its bands: red, green, blue\)"):
         geodino.pretrain(folder, tmp_path / "r", bands="red,nir")
+
+
+def test_a_colour_name_pick_of_a_colour_infrared_file_is_refused_before_the_run_starts(api_configs, tmp_path):
+    """An 8-bit 3-band colour-infrared file (GDAL tags it red, green, blue) with the 4-band naip sensor: a pick by
+    colour name is a guess (`colour_bands.guessed_colour_pick`), refused before the run as the source refuses it."""
+    folder = tmp_path / "cir"
+    folder.mkdir()
+    write_tif(folder / "cir.tif", np.ones((3, 32, 32), "uint8"))
+    with pytest.raises(InputError, match=r"cir\.tif: 'R' would read its band 1 by its colour tag \(red\), but red, "):
+        geodino.pretrain(folder, tmp_path / "r", sensor="naip", bands="R,G")
+    assert api_configs == [] and not (tmp_path / "r").exists()
+    geodino.pretrain(folder, tmp_path / "r", sensor="naip", bands="b1,b2")  # by position: read as before
+    assert api_configs[-1].data.sources[0].bands == ["b1", "b2"]
