@@ -27,6 +27,17 @@ if typing.TYPE_CHECKING:
 __all__ = ["RasterSource"]
 
 _failed_reads = 0  # reads that failed under on_error: skip, in this process (as images' _skipped_count)
+_left_out: dict[tuple[Any, ...], Exception] = {}  # `_stamp` of a scene -> the error that left it out, in any source
+
+
+def _stamp(path: str) -> tuple[Any, ...]:
+    """A scene file as it is now (path, size, mtime, inode; the path alone where it does not stat, e.g. /vsis3/): a
+    file replaced since it failed (re-downloaded, in the same notebook session) is read again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class RasterSource:
@@ -134,17 +145,24 @@ class RasterSource:
     def _read(self, tile: tuple[int, int, int, int, int]) -> dict[str, Any] | None:
         """The sample of `tile`, or None when its file fails mid-run and on_error is "skip": warned once per scene
         with this process's count of failed reads, and the scene is left out of sampling (not read again: a broken
-        file retried on every draw cost a failed read each time, and said nothing after the first warning)."""
+        file retried on every draw cost a failed read each time, and said nothing after the first warning). A scene
+        another source of this process left out (the same file in a second source or a rebuilt one) is left out
+        without a read or a second warning; draws that land on a left-out scene are drawn again, not counted."""
         global _failed_reads
         if tile[0] in self.failed_scenes:
-            _failed_reads += 1
+            return None
+        path = str(self.archive.scenes[tile[0]].path)
+        skip = self.archive.on_error == "skip"  # a source that stops on errors reads (and names) the file itself
+        if skip and _left_out and (left := _left_out.get(_stamp(path))) is not None:
+            self.last_error = left
+            self.failed_scenes.add(tile[0])
             return None
         try:
             return self.archive.sample(*tile)
         except InputError as exc:
-            if self.archive.on_error != "skip":
+            if not skip:
                 raise
-            self.last_error = exc
+            self.last_error = _left_out[_stamp(path)] = exc
             self.failed_scenes.add(tile[0])
             _failed_reads += 1
             warnings.warn(

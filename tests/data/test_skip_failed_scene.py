@@ -1,5 +1,6 @@
 """on_error: skip: a raster that breaks mid-run is read once, warned once with this process's count of failed
-reads, and left out of sampling (it was retried on every draw, each failure a fresh read)."""
+reads, and left out of sampling (it was retried on every draw, each failure a fresh read); by every source of the
+process (a rebuilt source read it again and warned again, counting draws of the left-out scene as failed reads)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ def test_a_scene_failing_mid_run_is_read_once_and_counted(tmp_path, monkeypatch)
     assert reads["bad"] == 1  # not read again once it failed
     said = [str(w.message) for w in caught if "window read failed" in str(w.message)]
     assert len(said) == 1 and "failed read(s) so far in process" in said[0] and "left out of sampling" in said[0]
-    assert raster_source._failed_reads - before > 1  # later draws of the dropped scene are counted
+    assert raster_source._failed_reads - before == 1  # later draws of the dropped scene are no reads (they said 33)
     assert source.failed_scenes == {bad_id}
     assert np.isfinite(source.get(0, 0)["image"]).all()
+    # a second source of the same files in this process (pretraining builds its sources again) neither reads the
+    # broken scene again nor warns a second time
+    again = RasterSource(archive, tile_size=16, max_nodata_fraction=1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert {again.get(i, 0)["path"] for i in range(40)} == {str(good)}
+    assert reads["bad"] == 1 and not [w for w in caught if "window read failed" in str(w.message)]
+    assert raster_source._failed_reads - before == 1
+    write_tif(bad, ramp(3, 64, 64, dtype="uint8", seed=3))  # replaced (re-downloaded): a new source reads it again
+    monkeypatch.setattr(archive, "sample", real)
+    fixed = RasterSource(archive, tile_size=16, max_nodata_fraction=1.0)
+    assert {fixed.get(i, 0)["path"] for i in range(40)} == {str(good), str(bad)}
