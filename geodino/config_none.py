@@ -73,6 +73,7 @@ WORDS: dict[str, dict[str, str]] = {
         "time": "unset (a cube with dates: required)",
         "bbox": "the whole raster",
         "bbox_crs": "the raster's",
+        "grid_offset": "the input's own grid",
         "window": "the whole raster",
         "asset": "unset (STAC input: required)",
         "asset_bands": "all",

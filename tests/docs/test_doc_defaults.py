@@ -31,6 +31,7 @@ DESCRIBED = {
         "bbox": ("whole raster", None),
         "bbox_crs": ("the raster's CRS", None),
         "window": ("whole raster", None),
+        "grid_offset": ("the input's own grid", None),
         "asset": ("—", None),
         "asset_bands": ("all", None),
         "chunk": ("auto", 0),

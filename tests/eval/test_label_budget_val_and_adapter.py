@@ -69,7 +69,8 @@ def test_canopy_budget_with_validation_rasters_counts_and_keeps_training_tiles_o
     budget = runs[0.5]["label_budget"]
     assert (budget["unit"], budget["n_train_full"], budget["n_train"]) == ("tiles", 16, 8)
     assert runs[0.25]["label_budget"]["n_train"] == 4 and "label_budget" not in runs[1.0]
-    assert all(r["val_tiles"] is None for r in runs.values())  # NaN: scored on the validation raster, no hold-out
+    # scored on the validation raster, no hold-out: counted as val_images (it was a NaN val_tiles)
+    assert all(r["val_images"] == 1 and "val_tiles" not in r for r in runs.values())
 
 
 def test_segmentation_budget_on_the_loveda_adapter_keeps_train_images_and_scores_val_whole(tmp_path, monkeypatch):
