@@ -27,7 +27,9 @@ if typing.TYPE_CHECKING:
 __all__ = ["RasterSource"]
 
 _failed_reads = 0  # reads that failed under on_error: skip, in this process (as images' _skipped_count)
-_left_out: dict[tuple[Any, ...], Exception] = {}  # `_stamp` of a scene -> the error that left it out, in any source
+# scene path -> (its `_stamp` when it failed, the error): left out by any raster source of this process; keyed by
+# path so that a read of another scene costs no stat once some scene failed (per tile, not per failure)
+_left_out: dict[str, tuple[tuple[Any, ...], Exception]] = {}
 
 
 def _stamp(path: str) -> tuple[Any, ...]:
@@ -153,8 +155,9 @@ class RasterSource:
             return None
         path = str(self.archive.scenes[tile[0]].path)
         skip = self.archive.on_error == "skip"  # a source that stops on errors reads (and names) the file itself
-        if skip and _left_out and (left := _left_out.get(_stamp(path))) is not None:
-            self.last_error = left
+        left = _left_out.get(path) if skip else None
+        if left is not None and left[0] == _stamp(path):
+            self.last_error = left[1]
             self.failed_scenes.add(tile[0])
             return None
         try:
@@ -162,7 +165,8 @@ class RasterSource:
         except InputError as exc:
             if not skip:
                 raise
-            self.last_error = _left_out[_stamp(path)] = exc
+            self.last_error = exc
+            _left_out[path] = (_stamp(path), exc)
             self.failed_scenes.add(tile[0])
             _failed_reads += 1
             warnings.warn(
