@@ -70,6 +70,7 @@ def test_ranks_take_the_grid_of_the_first_readable_scene_listed_whichever_scenes
         assert embed_scenes(tmp_path / "s", backbone=bb, out=tmp_path / "r", world_size=2, rank=0, **opts) == []
     assert sorted(p.name for p in (tmp_path / "r").glob("*.tif")) == ["b.tif"]
     (mosaic,) = embed_scenes(tmp_path / "s", backbone=bb, out=tmp_path / "r", world_size=2, rank=1, **opts)
+    assert mosaic == tmp_path / "r" / "mosaic.vrt"
     with rasterio.open(tmp_path / "r" / "b.tif") as src:
         assert (src.transform.c, src.transform.f) == (X0 + 32 * RES, Y0 - 16 * RES)
     same_run(tmp_path / "one", tmp_path / "r", "ab")
