@@ -66,6 +66,7 @@ __all__ = [
     "read_store_info",
     "remove_tree",
     "store_to_cog",
+    "write_gdal_band_names",
 ]
 
 
@@ -238,11 +239,43 @@ class StoreReadError(InputError):
     """A chunk of a store did not decode (truncated, overwritten): the caller names the folder and what to do."""
 
 
+GDAL_VIEW = f"AsClassicDataset(2,1) view of /{VAR}"
+"""The name under which GDAL (3.10) keeps the PAM of the band/y/x array it opens as a raster (bands along `band`)."""
+
+
 def finalize_store(tmp: str | Path) -> None:
-    """Consolidate metadata of a finished store (so xarray and GDAL open it in one read)."""
+    """Consolidate metadata of a finished store (so xarray and GDAL open it in one read) and give GDAL its band
+    names (`write_gdal_band_names`)."""
     import zarr
 
     zarr.consolidate_metadata(str(tmp), zarr_format=2)
+    write_gdal_band_names(tmp)
+
+
+def write_gdal_band_names(store: str | Path) -> None:
+    """Write the band names as band descriptions into GDAL's PAM file of the feature array,
+    `embedding/.zarray.aux.xml`. GDAL's Zarr driver reads no Zarr attribute as a band description (the `band`
+    coordinate becomes each band's `DIM_band_VALUE` item, so QGIS listed "Band 001"), but it loads that PAM file
+    when it opens the array as a raster (`ZARR:"f.zarr":/embedding` or the folder): gdalinfo, rasterio's
+    `descriptions` and QGIS then show E000 ... Zarr and xarray readers ignore the file. A store without the
+    `geodino_band_names` attribute is left as it is."""
+    import os
+    import xml.etree.ElementTree as ET
+
+    root_attrs = Path(store) / ".zattrs"
+    try:
+        names = json.loads(json.loads(root_attrs.read_text())["geodino_band_names"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    pam = ET.Element("PAMDataset")
+    view = ET.SubElement(ET.SubElement(pam, "DerivedDataset", name=GDAL_VIEW), "PAMDataset")
+    for i, name in enumerate(names, 1):
+        ET.SubElement(ET.SubElement(view, "PAMRasterBand", band=str(i)), "Description").text = str(name)
+    ET.indent(pam)
+    path = Path(store) / VAR / ".zarray.aux.xml"
+    part = path.with_name(path.name + ".part")
+    ET.ElementTree(pam).write(part, encoding="utf-8", xml_declaration=False)
+    os.replace(part, path)
 
 
 def cog_blocksize(n_bands: int, itemsize: int) -> int:

@@ -41,7 +41,31 @@ def test_geozarr_crs_and_band_names_in_xarray_rioxarray_and_gdal(tmp_path):
     with rasterio.open(f'ZARR:"{out}":/embedding') as gd:  # GDAL's Zarr driver
         assert gd.crs.to_epsg() == 32633 and gd.count == len(names)
         assert [gd.tags(i + 1)["DIM_band_VALUE"] for i in range(gd.count)] == names
+        # band descriptions (what QGIS lists instead of "Band 001"), from GDAL's PAM file of the array
+        assert list(gd.descriptions) == names
         np.testing.assert_array_equal(gd.read(1), first)
+    with rasterio.open(out) as folder:  # the folder alone (QGIS: open the .zarr directory) opens the same view
+        assert list(folder.descriptions) == names
+
+
+def test_gdal_band_names_escaped_and_unicode(tmp_path):
+    """Names XML would break on (&, <) and non-ASCII ones reach GDAL's band descriptions as they are; a store
+    without geodino's band-name attribute gets no PAM file."""
+    import rasterio
+
+    from geodino.embed.writers import create_store, finalize_store
+
+    names = ["E000", "a&b <c>", "band é"]
+    kw = dict(height=5, width=7, transform=from_origin(0.0, 10.0, 1.0, 1.0), crs="EPSG:32633", dtype="float32")
+    create_store(tmp_path / "s.zarr", band_names=names, chunk=4, metadata={}, **kw)
+    finalize_store(tmp_path / "s.zarr")
+    with rasterio.open(f'ZARR:"{tmp_path / "s.zarr"}":/embedding') as gd:
+        assert list(gd.descriptions) == names
+    create_store(tmp_path / "t.zarr", band_names=names, chunk=4, metadata={}, **kw)
+    attrs = tmp_path / "t.zarr" / ".zattrs"
+    attrs.write_text(json.dumps({k: v for k, v in json.loads(attrs.read_text()).items() if k != "geodino_band_names"}))
+    finalize_store(tmp_path / "t.zarr")
+    assert not (tmp_path / "t.zarr" / "embedding" / ".zarray.aux.xml").exists()
 
 
 def test_a_rotated_input_is_refused_as_zarr_and_kept_as_cog(tmp_path):
