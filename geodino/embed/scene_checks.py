@@ -33,6 +33,7 @@ def check_headers(
     cfg: EmbedConfig,
     unreadable: dict[str, InputError] | None = None,
     folder: Path | None = None,
+    grids: dict[str, Any] | None = None,
 ) -> set[str]:
     """All scenes readable, reading one number of bands, and north-up (headers only, before any scene is embedded).
     The bands read are `--bands` (or a scene's own, from STAC --asset-bands), so a 6-band and a 3-band scene go
@@ -44,7 +45,10 @@ def check_headers(
     put there (name -> why, as the skip records it) and left out of the other checks, so one broken file of a large
     archive is skipped by the run instead of refusing it; every scene unreadable is still one line. Without it such
     scenes are refused (all of them in one line, after the other headers are read), saying so when an earlier run
-    into `folder` skipped them (a `--resume` that forgot `--on-error skip`)."""
+    into `folder` skipped them (a `--resume` that forgot `--on-error skip`).
+
+    `grids`: each raster's (CRS, transform) is put there (name ->) from the same header read, for the shared cell
+    grid (`scene_grid.grid_offsets`), which then opens no header a second time."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
@@ -72,6 +76,8 @@ def check_headers(
                     count = len(picked) if picked else src.count
                     if not north_up(src.transform):
                         tilted.append(s)
+                    if grids is not None:
+                        grids[s.name] = (src.crs, src.transform)
                     if _file_declares(s, src, cfg):
                         by_file.add(s.name)
         except (rasterio.errors.RasterioIOError, CubeUnreadable) as exc:  # a cube: no reader opens it
@@ -261,19 +267,30 @@ def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: Abstrac
     )
 
 
-def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
-    """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.overlaps`; a stack of
+def in_bbox(scenes: list[Scene], cfg: EmbedConfig, grids: dict[str, Any] | None = None) -> list[Scene]:
+    """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.meets_bbox`; a stack of
     single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
     run says its lines: `says`). None: one line naming the bbox and the scenes' extent. Without `bbox_crs` over
-    scenes in several CRSs, refused (`_one_crs`)."""
+    scenes in several CRSs, refused (`_one_crs`). Each raster's header is opened once for both checks, and its
+    (CRS, transform) put in `grids` (name ->; None when it does not open) for `scene_grid.grid_offsets`."""
     assert cfg.bbox is not None  # called for a run with --bbox (scenes.py)
-    from geodino.embed.extent import format_numbers, overlaps, scenes_extent
+    from geodino.embed.extent import format_numbers, meets_bbox, scenes_extent
     from geodino.embed.pipeline import says
 
     grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
+    heads = {n: _raster_header(p) for n, p in grid.items() if not is_cube_store(p)}
+    if grids is not None:
+        grids.update({n: None if h is None else (h.crs, h.transform) for n, h in heads.items()})
     if not cfg.bbox_crs:
-        _one_crs(list(grid.values()), cfg)
-    keep = [s for s in scenes if (_cube_overlaps if is_cube_store(grid[s.name]) else overlaps)(grid[s.name], cfg)]
+        _one_crs(grid, heads, cfg)
+
+    def meets(s: Scene) -> bool:  # an unreadable raster is left to the run's own header check
+        if s.name not in heads:
+            return _cube_overlaps(grid[s.name], cfg)
+        head = heads[s.name]
+        return head is None or meets_bbox(head, cfg, f"scene {grid[s.name]}")
+
+    keep = [s for s in scenes if meets(s)]
     box = f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'each scene CRS'})"
     if not keep:
         raise InputError(
@@ -287,6 +304,18 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
             file=sys.stderr,
         )
     return keep
+
+
+def _raster_header(path: str) -> SimpleNamespace | None:
+    """A raster's grid (`path`, `width`, `height`, `crs`, `transform`: what `extent.meets_bbox` reads) from its
+    header; None when GDAL cannot open it."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
+    except rasterio.errors.RasterioIOError:
+        return None
 
 
 def _cube_grid(path: str, cfg: EmbedConfig) -> SimpleNamespace:
@@ -309,26 +338,29 @@ def _cube_overlaps(path: str, cfg: EmbedConfig) -> bool:
     return meets_bbox(grid, cfg, f"scene {path}")
 
 
-def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
+def _one_crs(grid: dict[str, str], heads: dict[str, SimpleNamespace | None], cfg: EmbedConfig) -> None:
     """`--bbox` without `--bbox-crs` is read in each scene's own CRS: over scenes in several CRSs (UTM zones) its
     numbers name a different place in each (metres of zone 32 vs zone 33), so refuse it in one line naming two
-    CRSs and the way out. Unreadable headers are left to the header check."""
+    CRSs and the way out. `grid`: scene name -> the file read; `heads`: the rasters' headers (`_raster_header`),
+    the others are cubes. Unreadable headers are left to the header check."""
     assert cfg.bbox is not None  # from in_bbox
     import rasterio
 
     from geodino.embed.extent import format_numbers
 
     seen: dict[str, str] = {}
-    for p in paths:
-        try:
-            if is_cube_store(p):
-                crs = _cube_grid(p, cfg).crs
-                crs = crs.to_string() if crs else "no CRS"
-            else:
-                with rasterio.open(p) as src:
-                    crs = src.crs.to_string() if src.crs else "no CRS"
-        except rasterio.errors.RasterioIOError:
-            continue
+    for name, p in grid.items():
+        if name in heads:
+            head = heads[name]
+            if head is None:
+                continue
+            crs = head.crs.to_string() if head.crs else "no CRS"
+        else:
+            try:
+                cube = _cube_grid(p, cfg).crs
+            except rasterio.errors.RasterioIOError:
+                continue
+            crs = cube.to_string() if cube else "no CRS"
         seen.setdefault(crs, p)
     if len(seen) > 1:
         (a, pa), (b, pb) = list(seen.items())[:2]

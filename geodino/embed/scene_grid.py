@@ -10,12 +10,12 @@ pixel grid by a fraction of a pixel keep their own grid (the mosaic warns about 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from geodino.embed.stac import Scene
 
-__all__ = ["grid_offsets", "offset_on"]
+__all__ = ["grid_offsets", "offset_on", "vrt_grid"]
 
 _WHOLE = 1e-3  # an origin this close to a whole number of pixels (in pixels) is on the pixel grid
 
@@ -36,7 +36,7 @@ def offset_on(t0: Any, t: Any, patch: int) -> tuple[int, int] | None:
 
 def _grid(scene: Scene) -> tuple[Any, Any] | None:
     """(CRS, transform) of a scene's raster (a STAC stack's: its first asset's, the grid its VRT takes); None for
-    a cube or a header that does not open (those keep their own grid)."""
+    a cube or a header that does not open (those keep their own grid). Only for scenes no check has read."""
     import rasterio
 
     from geodino.data.cube_open import is_cube_store
@@ -51,19 +51,45 @@ def _grid(scene: Scene) -> tuple[Any, Any] | None:
         return None
 
 
-def grid_offsets(scenes: list[Scene], patch: int, *, skip: Iterable[str] = ()) -> dict[str, list[int]]:
+def vrt_grid(text: str) -> tuple[Any, Any]:
+    """(CRS, transform) of a VRT document (a STAC stack's, `scene_stacks`: its first asset's grid), read from its
+    text: the stack's assets were opened once to write it, not again for its grid."""
+    from xml.etree import ElementTree
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    root = ElementTree.fromstring(text)
+    gt = [float(v) for v in (root.findtext("GeoTransform") or "").split(",")]
+    return CRS.from_wkt(root.findtext("SRS") or ""), Affine.from_gdal(*gt)
+
+
+def grid_offsets(
+    scenes: list[Scene],
+    patch: int,
+    *,
+    skip: Iterable[str] = (),
+    grids: Mapping[str, tuple[Any, Any] | None] | None = None,
+    wanted: Iterable[str] | None = None,
+) -> dict[str, list[int]]:
     """Scene name -> `grid_offset` for the scenes that share the first readable scene's CRS and pixel grid but not
     its cells; the others (the first scene, scenes on its cells, scenes that cannot share them) are left out and
     embedded as before. `scenes`: every scene listed, before --bbox leaves some out, so a bbox run's scenes lie on
     the cells of the full run's. `skip`: scenes whose header could not be read (--on-error skip). Every rank
-    computes the same offsets from every scene listed, so the scenes of a split run share one grid too."""
+    computes the same offsets from every scene listed, so the scenes of a split run share one grid too.
+
+    `grids`: the (CRS, transform) of the scenes the run's checks already read (None: unreadable or a cube), so no
+    header is opened twice; only the others are opened here. `wanted`: the scenes to give an offset (this rank's;
+    default all): scenes listed after the first readable one and not wanted are not read."""
     left = set(skip)
+    known = dict(grids or {})
+    want = None if wanted is None else set(wanted)
     offsets: dict[str, list[int]] = {}
     first: tuple[Any, Any] | None = None
     for s in scenes:
-        if s.name in left:
+        if s.name in left or (first is not None and want is not None and s.name not in want):
             continue
-        grid = _grid(s)
+        grid = known[s.name] if s.name in known else _grid(s)
         if grid is None:
             continue
         if first is None:

@@ -47,6 +47,7 @@ from geodino.embed.scene_checks import (
     in_bbox,
     refuse_existing,
 )
+from geodino.embed.scene_grid import grid_offsets, vrt_grid
 from geodino.embed.scene_list import is_many, list_scenes
 from geodino.embed.scene_mosaic import MOSAIC, write_mosaic, write_scene_catalog
 from geodino.embed.scene_stacks import STACKED, stack_sources
@@ -105,8 +106,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
     listed = scenes  # the first scene listed gives the cell grid, a --bbox run's too (`scene_grid`)
+    grids: dict[str, Any] = {}  # (CRS, transform) of each header the checks read: `grid_offsets` opens none again
     if cfg.bbox is not None:
-        scenes = in_bbox(scenes, cfg)
+        scenes = in_bbox(scenes, cfg, grids)
     from geodino.embed.pipeline import Console, says
 
     # without the bar, notes come at the end (see Console); a Python call without the bar says none (`says`)
@@ -116,7 +118,8 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     unreadable: dict[str, InputError] | None = {} if cfg.on_error == "skip" else None
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say, unreadable=unreadable)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    by_file = check_headers(scenes, cfg, unreadable, folder)
+    grids.update({s.name: vrt_grid(stacks[Path(s.path)]) for s in scenes if Path(s.path) in stacks})
+    by_file = check_headers(scenes, cfg, unreadable, folder, grids)
     check_declared_rules([s for s in scenes if s.name not in (unreadable or {})], cfg, by_file)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
@@ -129,10 +132,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
         refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    from geodino.embed.scene_grid import grid_offsets
-
     # scenes of the first scene's pixel grid embedded on its cells (upsampled output is on the pixel grid already)
-    offsets = {} if cfg.upsample else grid_offsets(listed, int(bb.patch_size), skip=unreadable or {})
+    patch, wanted = int(bb.patch_size), [s.name for s in mine]
+    offsets = {} if cfg.upsample else grid_offsets(listed, patch, skip=unreadable or {}, grids=grids, wanted=wanted)
     scene_cfg = {
         s.name: dataclasses.replace(
             cfg,

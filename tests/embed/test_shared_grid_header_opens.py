@@ -1,0 +1,86 @@
+"""The checks of a many-scene run open each scene's header once: the shared cell grid (`scene_grid.grid_offsets`)
+takes the (CRS, transform) the header check read, a STAC stack's from its VRT text, and --bbox reads each header
+once for its CRS check and its overlap test. Before, every header was opened twice (header check, then the grid),
+four times under --bbox (CRS check, overlap, header check, grid), and a stack's first asset twice."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+import geodino.embed.pipeline as pipeline
+from geodino.embed import embed_scenes
+from tests.embed.conftest import random_image, write_tif
+from tests.embed.toy_backbones import ConvBackbone
+
+RES, X0, Y0, P = 10.0, 500000.0, 4000000.0, 16
+OPTS = {"tile": 64, "overlap": 16, "progress": False}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """rasterio.open calls by file name, and each scene's grid_offset as the run gives it to `embed_raster`
+    (stubbed: nothing is embedded, so only the checks' opens are counted)."""
+    opens: collections.Counter[str] = collections.Counter()
+    given: dict[str, list[int] | None] = {}
+    real = rasterio.open
+
+    def counting(fp, *args, **kwargs):
+        opens[Path(str(fp)).name] += 1
+        return real(fp, *args, **kwargs)
+
+    def embed_raster(input, bb, config, **_):
+        given[Path(str(input)).stem] = config.grid_offset
+
+    monkeypatch.setattr(rasterio, "open", counting)
+    monkeypatch.setattr(pipeline, "embed_raster", embed_raster)
+    return opens, given
+
+
+def folder(root):
+    """a (96 px), b (128 px, 2.5 x 1.5 cells east/south of a: offset [8, 8]), c (64 px, on a's cells east of it)."""
+    root.mkdir()
+    big = random_image(160, 192, seed=3)
+    for name, row, col, size in (("a", 0, 0, 96), ("b", 24, 40, 128), ("c", 0, 96, 64)):
+        t = from_origin(X0 + col * RES, Y0 - row * RES, RES, RES)
+        write_tif(root / f"{name}.tif", np.ascontiguousarray(big[:, row : row + size, col : col + size]), transform=t)
+
+
+def test_each_scene_header_is_opened_once_by_the_checks(tmp_path, counted):
+    opens, given = counted
+    folder(tmp_path / "s")
+    opens.clear()  # the writes
+    bb = ConvBackbone(in_chans=3, dim=8, patch=P, n_convs=1)
+    assert embed_scenes(tmp_path / "s", backbone=bb, out=tmp_path / "f", **OPTS) == []  # nothing embedded (stub)
+    assert given == {"a": None, "b": [8, 8], "c": None}
+    assert dict(opens) == {"a.tif": 1, "b.tif": 1, "c.tif": 1}
+
+
+def test_a_bbox_run_reads_each_header_once_for_the_bbox_and_once_for_the_header_check(tmp_path, counted):
+    """The bbox leaves out a, the scene whose cells the others take: its grid comes from the bbox check's read."""
+    opens, given = counted
+    folder(tmp_path / "s")
+    opens.clear()  # the writes
+    bb = ConvBackbone(in_chans=3, dim=8, patch=P, n_convs=1)
+    box = [X0 + 100 * RES, Y0 - 150 * RES, X0 + 160 * RES, Y0 - 100 * RES]  # south of a and c, inside b
+    assert embed_scenes(tmp_path / "s", backbone=bb, out=tmp_path / "f", bbox=box, **OPTS) == []
+    assert given == {"b": [8, 8]}
+    assert dict(opens) == {"a.tif": 1, "b.tif": 2, "c.tif": 1}
+
+
+def test_a_stacked_items_assets_are_opened_once(tmp_path, counted):
+    pytest.importorskip("pystac")
+    from tests.embed.test_shared_grid_stac import archive
+
+    opens, given = counted
+    items, _ = archive(tmp_path)
+    opens.clear()
+    bb = ConvBackbone(in_chans=3, dim=8, patch=P, n_convs=1)
+    embed_scenes(items, backbone=bb, out=tmp_path / "f", asset="red,green,blue", scale=1e-4, **OPTS)
+    assert given == {"S2_0": None, "S2_1": [8, 8]}
+    assert dict(opens) == {f"S2_{k}_{band}.tif": 1 for k in (0, 1) for band in ("red", "green", "blue")}
