@@ -48,12 +48,16 @@ def write_cog(
     `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the COG
     is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the COG driver
     writes the second band of a paletted TIFF as alpha; `unmark_alpha` also unmarks it in the TIFF, for a map read
-    without its `.aux.xml`). A PAM file `OUT.tif.aux.xml` left from the file this replaces (statistics, an older table)
+    without its `.aux.xml`); their overviews are per band (`class_overviews`: band 1 by class, the others, the
+    confidence, averaged), where the COG driver's one resampling sampled the confidence by nearest. A PAM file
+    `OUT.tif.aux.xml` left from the file this replaces (statistics, an older table)
     is removed with it. With `desc`, a progress bar over the `total` blocks (see `progress`; by default the blocks of
     `source`). `source`, the feature raster the product was made from, adds its lineage to the tags (`lineage_tags`);
     `tags` given here win."""
     import rasterio
     import rasterio.shutil
+
+    from geodino.embed.class_overviews import build_levels, overview_vrt
 
     if source is not None:
         tags = {**lineage_tags(source), **tags}
@@ -63,6 +67,7 @@ def write_cog(
 
     with atomic_path(out, overwrite=True) as tmp:
         staging = tmp.with_name(tmp.name + ".staging.tif")
+        levels: list[Path] = []
         try:
             with rasterio.open(
                 staging, "w", driver="GTiff", tiled=True, blockxsize=256, blockysize=256, **profile
@@ -83,14 +88,21 @@ def write_cog(
             # class maps keep class values in their overviews; the PCA's RGB (uint8 too) and the float maps average
             # (nodata-aware), where nearest showed one cell in 4, 16 ... as a speckle of the full-resolution colours
             resampling = "nearest" if classes else "average"
+            copy_from, overviews = staging, "auto"
+            if classes and int(profile["count"]) > 1:  # classify's confidence: averaged, band 1 by class
+                levels = build_levels(staging, profile.get("nodata"))
+                if levels:
+                    copy_from, overviews = overview_vrt(staging, levels), "force_use_existing"
             rasterio.shutil.copy(
-                staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256,
-                predictor=cog_predictor(str(profile["dtype"]), classes=bool(classes)),
+                copy_from, tmp, driver="COG", compress="deflate", overviews=overviews, resampling=resampling,
+                blocksize=256, predictor=cog_predictor(str(profile["dtype"]), classes=bool(classes)),
             )  # fmt: skip
             if classes and int(profile["count"]) > 1:
                 unmark_alpha(tmp)
         finally:
             staging.unlink(missing_ok=True)
+            for p in (*levels, staging.with_name(staging.name + ".vrt")):
+                p.unlink(missing_ok=True)
         pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
     if classes:
         write_rat(out, classes, extra_bands=int(profile["count"]) - 1)
