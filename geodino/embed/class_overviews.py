@@ -7,7 +7,7 @@ that of the area. Here the 2x levels are made per band (`overview_shapes`: GDAL'
 the upper-left cell of each 2x2 of the level above, or the first valid one of the four when that one is nodata (so
 a class is shown wherever a confidence is, and every value is a class found under the cell); each other band is
 the mean over the valid (not nodata) full-resolution cells under the overview cell, rounded. The mean is exact at
-every level: a float64 side file keeps each level's sum and count of valid full-resolution cells (integers), so
+every level: a side file (uint32) keeps each level's sum and count of valid full-resolution cells (integers), so
 level k is the block average of the full raster rounded once, not an average of rounded averages.
 `overview_vrt` returns a VRT of the staging GeoTIFF (its colour table, descriptions, units and tags as GDAL copies
 them) whose bands list these levels as their overviews; the COG driver copies them as given
@@ -47,22 +47,24 @@ def _quads(a: np.ndarray, fill: Any) -> list[np.ndarray]:
     return [a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]]
 
 
-def _level(prev: Any, stats: Any | None, win: Any, n: int, nodata: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """One window of the next level: its bands and the float64 (sum, count) of the valid full-resolution cells
-    under each cell, for bands 2..n (integers, so exact: the mean is rounded once, from the full raster)."""
+def _level(
+    prev: Any, stats: Any | None, win: Any, n: int, nodata: int | None, acc: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """One window of the next level: its bands and the (sum, count) of the valid full-resolution cells under each
+    cell for bands 2..n, in `acc` (exact integers: the mean is rounded once, from the full raster)."""
     vals = prev.read(window=win)
     out = np.empty((n, (vals.shape[1] + 1) // 2, (vals.shape[2] + 1) // 2), vals.dtype)
     out[0] = _first_valid(_quads(vals[0], nodata if nodata is not None else 0), nodata)
     st = stats.read(window=win) if stats is not None else None
-    pairs = np.empty((2 * (n - 1), *out.shape[1:]), np.float64)
+    pairs = np.empty((2 * (n - 1), *out.shape[1:]), acc)
     hi = np.iinfo(out.dtype).max if np.issubdtype(out.dtype, np.integer) else np.inf
     for b in range(1, n):
         if st is None:  # full resolution: each valid cell its own value, counted once
             valid = vals[b] != nodata if nodata is not None else np.ones(vals[b].shape, bool)
-            s_prev, c_prev = np.where(valid, vals[b], 0).astype(np.float64), valid.astype(np.float64)
+            s_prev, c_prev = np.where(valid, vals[b], 0).astype(acc), valid.astype(acc)
         else:
             s_prev, c_prev = st[2 * b - 2], st[2 * b - 1]
-        total, cnt = sum(_quads(s_prev, 0.0)), sum(_quads(c_prev, 0.0))
+        total, cnt = sum(_quads(s_prev, 0)), sum(_quads(c_prev, 0))
         mean = np.rint(total / np.maximum(cnt, 1))
         out[b] = np.where(cnt > 0, np.clip(mean, 0, hi), nodata if nodata is not None else 0).astype(out.dtype)
         pairs[2 * b - 2], pairs[2 * b - 1] = total, cnt
@@ -71,7 +73,7 @@ def _level(prev: Any, stats: Any | None, win: Any, n: int, nodata: int | None) -
 
 def build_levels(staging: Path, nodata: int | None) -> list[Path]:
     """Write the 2x levels of a class map's staging GeoTIFF as GeoTIFFs beside it (see the module doc); returns
-    their paths, level 1 first (none for a map one block holds). The float64 side files are removed; the caller
+    their paths, level 1 first (none for a map one block holds). The side files are removed; the caller
     removes the levels once copied."""
     import rasterio
     from rasterio.windows import Window
@@ -79,6 +81,8 @@ def build_levels(staging: Path, nodata: int | None) -> list[Path]:
     with rasterio.open(staging) as src:
         H, W, n, dtype, crs, t = src.height, src.width, src.count, src.dtypes[0], src.crs, src.transform
     shapes = overview_shapes(H, W, BLOCK)
+    # sums of uint8 values stay exact in uint32 up to 11 levels (255 * 4**11 < 2**32), half float64's bytes
+    acc = np.uint32 if dtype == "uint8" and len(shapes) <= 11 else np.float64
     levels: list[Path] = []
     side: list[Path] = []
     prev, prev_stats, (sh, sw) = staging, None, (H, W)
@@ -94,13 +98,13 @@ def build_levels(staging: Path, nodata: int | None) -> list[Path]:
                 rasterio.open(prev) as src,
                 rasterio.open(prev_stats) if prev_stats else _null() as stats,
                 rasterio.open(lvl, "w", count=n, dtype=dtype, nodata=nodata, **common) as dst,
-                rasterio.open(st, "w", count=2 * (n - 1), dtype="float64", **common) as dst_st,
+                rasterio.open(st, "w", count=2 * (n - 1), dtype=np.dtype(acc).name, **common) as dst_st,
             ):
                 for r0 in range(0, h, BLOCK):
                     for c0 in range(0, w, BLOCK):
                         bh, bw = min(BLOCK, h - r0), min(BLOCK, w - c0)
                         rwin = Window(2 * c0, 2 * r0, min(2 * bw, sw - 2 * c0), min(2 * bh, sh - 2 * r0))
-                        vals, pairs = _level(src, stats, rwin, n, nodata)
+                        vals, pairs = _level(src, stats, rwin, n, nodata, acc)
                         win = Window(c0, r0, bw, bh)
                         dst.write(vals[:, :bh, :bw], window=win)
                         dst_st.write(pairs[:, :bh, :bw], window=win)
