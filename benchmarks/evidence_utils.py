@@ -226,3 +226,35 @@ def fmt_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(f(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def random_backbone(ckpt: str | Path) -> torch.nn.Module:
+    """The backbone architecture of a geodino checkpoint at its seed-0 random initialisation, in eval mode."""
+    from geodino.models import build_model
+    from geodino.train.checkpointing import load_file
+
+    torch.manual_seed(0)
+    return build_model(**dict(load_file(ckpt)["geodino"]["backbone"])).eval()
+
+
+class ColourBackbone(torch.nn.Module):
+    """`baseline:colour` (per-band mean, std, 16-bin histogram) of each patch and of the whole image, behind the
+    `forward_features` interface `cls_and_patches` calls, so the probes score it with exactly the same code."""
+
+    def __init__(self, in_chans: int, patch_size: int) -> None:
+        from geodino.backbones.colour import ColourStatistics
+
+        super().__init__()
+        self.stats, self.patch_size = ColourStatistics(in_chans, patch_size=patch_size), patch_size
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        (maps,), (cls,) = self.stats.features(x, [0])
+        return {"x_norm_clstoken": cls, "x_norm_patchtokens": maps.flatten(2).transpose(1, 2)}
+
+
+def colour_backbone(ckpt: str | Path) -> ColourBackbone:
+    """`ColourBackbone` on the patch grid of a geodino checkpoint's backbone (same bands, same patch size)."""
+    from geodino.train.checkpointing import load_file
+
+    cfg = load_file(ckpt)["geodino"]["backbone"]
+    return ColourBackbone(int(cfg.get("in_chans", 3)), int(cfg["patch_size"])).eval()

@@ -29,6 +29,11 @@ before it (measured in docs/recipe.md, "Gram anchoring in the small recipe"):
 
     .venv/bin/python benchmarks/gram_evidence.py --config configs/pretrain/small_vit_tiny.yaml \\
         --base-steps 200 --steps 50 --every 50 --out /tmp/gram_small
+
+`--gram-ckpt CKPT` adds arm C_gram_ckpt: arm B with CKPT's teacher as the Gram teacher (e.g. an earlier checkpoint
+of the base run, as the official Gram stage anchors to the pretraining teacher), kept fixed (no refresh).
+`--baselines` adds two rows scored by the same probes: the same ViT at random init and `baseline:colour` (per-patch
+band mean, std and histogram). `--seed` sets the arms' seed.
 """
 
 from __future__ import annotations
@@ -165,11 +170,16 @@ def recipe_overrides(args: argparse.Namespace, out: Path, steps: int, every: int
     ]
 
 
-def gram_stage_overrides(args: argparse.Namespace, init: Path, gram: bool, global_size: int) -> list[str]:
-    """The continuation, shaped like configs/pretrain/demo_gram.yaml at `--steps`; `gram` adds the Gram loss only."""
+def gram_stage_overrides(
+    args: argparse.Namespace, init: Path, gram: bool, global_size: int, gram_ckpt: str | None = None
+) -> list[str]:
+    """The continuation, shaped like configs/pretrain/demo_gram.yaml at `--steps`; `gram` adds the Gram loss only.
+    With `gram_ckpt` the Gram teacher is that checkpoint's teacher, kept fixed (no refresh from the EMA teacher),
+    so an earlier teacher is what the whole stage anchors to."""
     n, lr = args.steps, args.cont_lr
     ramp, refresh = max(n // 12, 1), max(n // 3, 1)
     out = [
+        f"seed={args.seed}",
         f"init_from={init}",
         "init_student_from=student",
         "ssl.optim.freeze_last_layer_iters=0",
@@ -190,12 +200,17 @@ def gram_stage_overrides(args: argparse.Namespace, init: Path, gram: bool, globa
             f"ssl.gram.loss_weight={args.gram_weight}",
             "ssl.gram.weight_start_iter=0",
             f"ssl.gram.weight_ramp_iters={ramp}",
-            "ssl.gram.rep_update=true",
-            f"ssl.gram.update_frequency={refresh}",
-            f"ssl.gram.it_first_update={refresh}",
-            "ssl.gram.max_updates=3",
             "ssl.gram.img_level=true",
         ]
+        if gram_ckpt:
+            out += [f"ssl.gram.ckpt={gram_ckpt}", "ssl.gram.rep_update=false"]
+        else:
+            out += [
+                "ssl.gram.rep_update=true",
+                f"ssl.gram.update_frequency={refresh}",
+                f"ssl.gram.it_first_update={refresh}",
+                "ssl.gram.max_updates=3",
+            ]
     return out
 
 
@@ -241,6 +256,10 @@ def images_eval(model: torch.nn.Module, chips: tuple, sensor: str) -> dict[str, 
     return {"chip_cls_patch_cos": float(cls_patch_cosine(cls, pt)), **PQ.evaluate(f, y)}
 
 
+# (arm, Gram loss, Gram teacher = --gram-ckpt); C needs --gram-ckpt
+ARMS = (("A_no_gram", False, False), ("B_gram", True, False), ("C_gram_ckpt", True, True))
+
+
 def recipe_main(args: argparse.Namespace, out: Path, crops: torch.Tensor) -> list[dict]:
     """Base run of `--config` (or `--init`), then arms A / B from it; one row per evaluated checkpoint."""
     import pretrain_quality as PQ
@@ -260,27 +279,33 @@ def recipe_main(args: argparse.Namespace, out: Path, crops: torch.Tensor) -> lis
         if not init.exists():
             run_recipe_stage(args, "base", base_run, args.base_steps, args.base_steps, [])
 
-    def evaluate_ckpt(ckpt: Path) -> dict:
-        model = E.teacher_from_checkpoint(ckpt)
-        row = {"cls_patch_cos": E.cls_patch_cosine(model, crops, args.sensor)}
+    def evaluate_model(model: torch.nn.Module, cos: bool = True) -> dict:
+        row = {"cls_patch_cos": E.cls_patch_cosine(model, crops, args.sensor)} if cos else {}
         row.update(E.sjer_dense_probe(model, sensor=args.sensor, grid=25))
         row.update(images_eval(model, chips, args.sensor))
         return row
 
+    def evaluate_ckpt(ckpt: Path) -> dict:
+        return evaluate_model(E.teacher_from_checkpoint(ckpt))
+
+    rows = []
+    if args.baselines:  # the same probes on the same ViT at random init and on colour statistics of its patches
+        rows.append({"arm": "random_init", "step": 0, **evaluate_model(E.random_backbone(init))})
+        rows.append({"arm": "colour", "step": 0, **evaluate_model(E.colour_backbone(init), cos=False)})
+        print(f"baselines: {rows}", flush=True)
     start = {"arm": "start", "step": 0, **evaluate_ckpt(init)}
     if base_run is not None:
         start.update(logged_means(base_run, args.base_steps, args.every))
-    rows = [start]
+    rows.append(start)
     print(f"start: {start}", flush=True)
-    for arm, gram in (("A_no_gram", False), ("B_gram", True)):
+    for arm, gram, gram_ckpt in ARMS:
         if arm not in args.arms:
             continue
         folder = out / arm
         ckdir = folder / "checkpoints"
         if not (ckdir / f"step_{args.steps:08d}.ckpt").exists():
-            run_recipe_stage(
-                args, arm, folder, args.steps, args.every, gram_stage_overrides(args, init, gram, global_size)
-            )
+            extra = gram_stage_overrides(args, init, gram, global_size, args.gram_ckpt if gram_ckpt else None)
+            run_recipe_stage(args, arm, folder, args.steps, args.every, extra)
         for s in range(args.every, args.steps + 1, args.every):
             row = {"arm": arm, "step": s, **evaluate_ckpt(ckdir / f"step_{s:08d}.ckpt")}
             row.update(logged_means(folder, s, args.every))
@@ -344,17 +369,34 @@ def main() -> None:
     p.add_argument(
         "--arms",
         nargs="+",
-        choices=["A_no_gram", "B_gram"],
-        default=["A_no_gram", "B_gram"],
-        help="with --config: the arms to run (one each in two processes with their own --out and the same --init)",
+        choices=[a[0] for a in ARMS],
+        help="with --config: the arms to run (default A and B, and C with --gram-ckpt; one each in separate "
+        "processes with their own --out and the same --init)",
     )
+    p.add_argument(
+        "--gram-ckpt",
+        help="with --config: arm C_gram_ckpt's Gram teacher, e.g. an earlier checkpoint of the base run (fixed: no "
+        "refresh from the EMA teacher)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="with --config: the continuation arms' seed")
+    p.add_argument("--baselines", action="store_true", help="with --config: also score random init and baseline:colour")
     args = p.parse_args()
+    if args.arms is None:
+        args.arms = ["A_no_gram", "B_gram"] + (["C_gram_ckpt"] if args.gram_ckpt else [])
     E.require_data()
-    for flag, path in (("--config", args.config), ("--init", args.init), ("--data", args.data)):
+    for flag, path in (
+        ("--config", args.config),
+        ("--init", args.init),
+        ("--data", args.data),
+        ("--gram-ckpt", args.gram_ckpt),
+    ):
         if path and not Path(path).exists():
             p.error(f"{flag} {path} does not exist")
-    if args.init and not args.config:
-        p.error("--init needs --config")
+    for flag, val in (("--init", args.init), ("--gram-ckpt", args.gram_ckpt)):
+        if val and not args.config:
+            p.error(f"{flag} needs --config")
+    if "C_gram_ckpt" in args.arms and not args.gram_ckpt:
+        p.error("--arms C_gram_ckpt needs --gram-ckpt (the Gram teacher's checkpoint)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -388,6 +430,15 @@ def main() -> None:
         )
         + f"; total {time.perf_counter() - t0:.0f} s"
     )
+    if any(r["arm"] == "C_gram_ckpt" for r in rows):
+        c = [r for r in rows if r["arm"] == "C_gram_ckpt"][-1]
+        print(
+            f"Gram teacher {args.gram_ckpt} (C) / base teacher (B) / no Gram (A): "
+            + ", ".join(
+                f"{k} {c[k]:.3f} / {b[k]:.3f} / {a[k]:.3f}"
+                for k in ("cls_patch_cos", "tree_iou", "patch_knn_acc", "knn")
+            )
+        )
     try:
         import matplotlib
 
@@ -395,8 +446,9 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-        for arm, style in (("A_no_gram", "o-"), ("B_gram", "s-")):
-            rs = [rows[0]] + [r for r in rows if r["arm"] == arm]
+        start = next(r for r in rows if r["arm"] == "start")
+        for arm, style in (("A_no_gram", "o-"), ("B_gram", "s-"), ("C_gram_ckpt", "^-")):
+            rs = [start] + [r for r in rows if r["arm"] == arm]
             steps = [r["step"] for r in rs]
             for ax, key, title in zip(
                 axes,
@@ -406,6 +458,10 @@ def main() -> None:
                 ax.plot(steps, [r[key] for r in rs], style, label=arm)
                 ax.set_title(title, fontsize=9)
                 ax.set_xlabel("continuation step")
+        for r in (r for r in rows if r["arm"] in ("random_init", "colour")):  # --baselines: horizontal lines
+            for ax, key in zip(axes, ("cls_patch_cos", "linear_bacc", "tree_iou")):
+                if key in r:
+                    ax.axhline(r[key], color="grey", ls=":" if r["arm"] == "colour" else "--", lw=1, label=r["arm"])
         axes[0].legend()
         fig.tight_layout()
         fig.savefig(out / "gram_evidence.png", dpi=110)
