@@ -47,8 +47,8 @@ def check_headers(
     scenes are refused (all of them in one line, after the other headers are read), saying so when an earlier run
     into `folder` skipped them (a `--resume` that forgot `--on-error skip`).
 
-    `grids`: each raster's (CRS, transform) is put there (name ->) from the same header read, for the shared cell
-    grid (`scene_grid.grid_offsets`), which then opens no header a second time."""
+    `grids`: the headers already read (name -> `_raster_header`, by `in_bbox`), checked without opening them
+    again; each raster read here is put there too, for the shared cell grid (`scene_grid.grid_offsets`)."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
@@ -70,16 +70,19 @@ def check_headers(
                 if declares:
                     by_file.add(s.name)
             else:
-                with rasterio.open(s.path) as src:
-                    picked = s.bands or cfg.bands  # the bands read: a scene's own (STAC --asset-bands), else --bands
-                    _check_picks(s, picked, src.count)
-                    count = len(picked) if picked else src.count
-                    if not north_up(src.transform):
-                        tilted.append(s)
+                head = (grids or {}).get(s.name)
+                if head is None:  # not read yet, or unreadable there: opened here (GDAL's reason, if any)
+                    with rasterio.open(s.path) as src:
+                        head = _header_of(s.path, src)
                     if grids is not None:
-                        grids[s.name] = (src.crs, src.transform)
-                    if _file_declares(s, src, cfg):
-                        by_file.add(s.name)
+                        grids[s.name] = head
+                picked = s.bands or cfg.bands  # the bands read: a scene's own (STAC --asset-bands), else --bands
+                _check_picks(s, picked, head.count)
+                count = len(picked) if picked else head.count
+                if not north_up(head.transform):
+                    tilted.append(s)
+                if _file_declares(s, head, cfg):
+                    by_file.add(s.name)
         except (rasterio.errors.RasterioIOError, CubeUnreadable) as exc:  # a cube: no reader opens it
             why = exc.why if isinstance(exc, CubeUnreadable) else one_line(exc).rstrip(".")
             if unreadable is not None:  # --on-error skip: the scene's own rank skips it (`geodino.embed.scenes`)
@@ -271,8 +274,8 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig, grids: dict[str, Any] | None 
     """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.meets_bbox`; a stack of
     single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
     run says its lines: `says`). None: one line naming the bbox and the scenes' extent. Without `bbox_crs` over
-    scenes in several CRSs, refused (`_one_crs`). Each raster's header is opened once for both checks, and its
-    (CRS, transform) put in `grids` (name ->; None when it does not open) for `scene_grid.grid_offsets`."""
+    scenes in several CRSs, refused (`_one_crs`). Each raster's header is opened once for both checks and put in
+    `grids` (name -> `_raster_header`; None when it does not open) for `check_headers` and the shared cell grid."""
     assert cfg.bbox is not None  # called for a run with --bbox (scenes.py)
     from geodino.embed.extent import format_numbers, meets_bbox, scenes_extent
     from geodino.embed.pipeline import says
@@ -280,7 +283,7 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig, grids: dict[str, Any] | None 
     grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
     heads = {n: _raster_header(p) for n, p in grid.items() if not is_cube_store(p)}
     if grids is not None:
-        grids.update({n: None if h is None else (h.crs, h.transform) for n, h in heads.items()})
+        grids.update(heads)
     if not cfg.bbox_crs:
         _one_crs(grid, heads, cfg)
 
@@ -307,15 +310,24 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig, grids: dict[str, Any] | None 
 
 
 def _raster_header(path: str) -> SimpleNamespace | None:
-    """A raster's grid (`path`, `width`, `height`, `crs`, `transform`: what `extent.meets_bbox` reads) from its
-    header; None when GDAL cannot open it."""
+    """What the checks read of a raster's header (`_header_of`); None when GDAL cannot open it."""
     import rasterio
 
     try:
         with rasterio.open(path) as src:
-            return SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
+            return _header_of(path, src)
     except rasterio.errors.RasterioIOError:
         return None
+
+
+def _header_of(path: str, src: Any) -> SimpleNamespace:
+    """The header fields of an open raster the checks read, kept once it is closed: its grid (`path`, `width`,
+    `height`, `crs`, `transform`: what `extent.meets_bbox` reads), `count`, and the `scales`/`offsets` it declares
+    (`geodino.data.rasters.declared_scaling`)."""
+    return SimpleNamespace(
+        path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform, count=src.count,
+        scales=src.scales, offsets=src.offsets,
+    )  # fmt: skip
 
 
 def _cube_grid(path: str, cfg: EmbedConfig) -> SimpleNamespace:

@@ -11,6 +11,7 @@ pixel grid by a fraction of a pixel keep their own grid (the mosaic warns about 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from geodino.embed.stac import Scene
@@ -34,8 +35,8 @@ def offset_on(t0: Any, t: Any, patch: int) -> tuple[int, int] | None:
     return round(kx) % patch, round(ky) % patch
 
 
-def _grid(scene: Scene) -> tuple[Any, Any] | None:
-    """(CRS, transform) of a scene's raster (a STAC stack's: its first asset's, the grid its VRT takes); None for
+def _grid(scene: Scene) -> SimpleNamespace | None:
+    """`crs` and `transform` of a scene's raster (a STAC stack's: its first asset's, the grid its VRT takes); None for
     a cube or a header that does not open (those keep their own grid). Only for scenes no check has read."""
     import rasterio
 
@@ -46,13 +47,13 @@ def _grid(scene: Scene) -> tuple[Any, Any] | None:
     name = scene.sources[0][1] if scene.sources else scene.path
     try:
         with rasterio.open(name) as src:
-            return src.crs, src.transform
+            return SimpleNamespace(crs=src.crs, transform=src.transform)
     except (rasterio.errors.RasterioError, OSError):
         return None
 
 
-def vrt_grid(text: str) -> tuple[Any, Any]:
-    """(CRS, transform) of a VRT document (a STAC stack's, `scene_stacks`: its first asset's grid), read from its
+def vrt_grid(text: str) -> SimpleNamespace:
+    """`crs` and `transform` of a VRT document (a STAC stack's, `scene_stacks`: its first asset's grid), read from its
     text: the stack's assets were opened once to write it, not again for its grid."""
     from xml.etree import ElementTree
 
@@ -61,7 +62,7 @@ def vrt_grid(text: str) -> tuple[Any, Any]:
 
     root = ElementTree.fromstring(text)
     gt = [float(v) for v in (root.findtext("GeoTransform") or "").split(",")]
-    return CRS.from_wkt(root.findtext("SRS") or ""), Affine.from_gdal(*gt)
+    return SimpleNamespace(crs=CRS.from_wkt(root.findtext("SRS") or ""), transform=Affine.from_gdal(*gt))
 
 
 def grid_offsets(
@@ -69,7 +70,7 @@ def grid_offsets(
     patch: int,
     *,
     skip: Iterable[str] = (),
-    grids: Mapping[str, tuple[Any, Any] | None] | None = None,
+    grids: Mapping[str, Any] | None = None,
     wanted: Iterable[str] | None = None,
 ) -> dict[str, list[int]]:
     """Scene name -> `grid_offset` for the scenes that share the first readable scene's CRS and pixel grid but not
@@ -78,9 +79,9 @@ def grid_offsets(
     the cells of the full run's. `skip`: scenes whose header could not be read (--on-error skip). Every rank
     computes the same offsets from every scene listed, so the scenes of a split run share one grid too.
 
-    `grids`: the (CRS, transform) of the scenes the run's checks already read (None: unreadable or a cube), so no
-    header is opened twice; only the others are opened here. `wanted`: the scenes to give an offset (this rank's;
-    default all): scenes listed after the first readable one and not wanted are not read."""
+    `grids`: the headers the run's checks already read (name -> an object with `crs` and `transform`; None:
+    unreadable), so no header is opened twice; only the others are opened here. `wanted`: the scenes to give an
+    offset (this rank's; default all): scenes listed after the first readable one and not wanted are not read."""
     left = set(skip)
     known = dict(grids or {})
     want = None if wanted is None else set(wanted)
@@ -89,9 +90,10 @@ def grid_offsets(
     for s in scenes:
         if s.name in left or (first is not None and want is not None and s.name not in want):
             continue
-        grid = known[s.name] if s.name in known else _grid(s)
-        if grid is None:
+        head = known[s.name] if s.name in known else _grid(s)
+        if head is None:
             continue
+        grid = head.crs, head.transform
         if first is None:
             first = grid
             continue

@@ -106,7 +106,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
     listed = scenes  # the first scene listed gives the cell grid, a --bbox run's too (`scene_grid`)
-    grids: dict[str, Any] = {}  # (CRS, transform) of each header the checks read: `grid_offsets` opens none again
+    grids: dict[str, Any] = {}  # each header the checks read, read once: `check_headers`, `grid_offsets` reuse it
     if cfg.bbox is not None:
         scenes = in_bbox(scenes, cfg, grids)
     from geodino.embed.pipeline import Console, says
