@@ -86,3 +86,21 @@ def test_a_stacked_items_assets_are_opened_once(tmp_path, counted):
     embed_scenes(items, backbone=bb, out=tmp_path / "f", asset="red,green,blue", scale=1e-4, **OPTS)
     assert given == {"S2_0": None, "S2_1": [8, 8]}
     assert dict(opens) == {f"S2_{k}_{band}.tif": 1 for k in (0, 1) for band in ("red", "green", "blue")}
+
+
+def test_a_bbox_run_over_stacked_items_takes_the_left_out_first_items_grid_from_the_bbox_check(tmp_path, counted):
+    """The bbox leaves out S2_0, whose cells S2_1 takes: S2_0's grid is its first asset's header as the bbox check
+    read it (rasterio's CRS), S2_1's from its VRT text (the CRS parsed from WKT): the two compare equal, so S2_1 is
+    put on S2_0's cells. Only S2_1's first asset is read twice (bbox check, then its VRT); S2_0's other assets not."""
+    pytest.importorskip("pystac")
+    from tests.embed.test_shared_grid_stac import archive
+
+    opens, given = counted
+    items, _ = archive(tmp_path)
+    opens.clear()
+    bb = ConvBackbone(in_chans=3, dim=8, patch=P, n_convs=1)
+    box = [X0 + 100 * RES, Y0 - 150 * RES, X0 + 160 * RES, Y0 - 100 * RES]  # inside S2_1, south of S2_0
+    run = {"backbone": bb, "out": tmp_path / "f", "asset": "red,green,blue", "scale": 1e-4, "bbox": box}
+    embed_scenes(items, **run, **OPTS)
+    assert given == {"S2_1": [8, 8]}
+    assert dict(opens) == {"S2_0_red.tif": 1, "S2_1_red.tif": 2, "S2_1_green.tif": 1, "S2_1_blue.tif": 1}
