@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,6 @@ __all__ = [
     "grid_offset",
     "has_extent",
     "meets_bbox",
-    "overlaps",
     "parse_numbers",
     "pixel_window",
     "windowed",
@@ -191,24 +189,11 @@ def _looks_lonlat(bbox: Sequence[float]) -> bool:
     return all(-180 <= v <= 180 for v in bbox[::2]) and all(-90 <= v <= 90 for v in bbox[1::2])
 
 
-def overlaps(path: str, cfg: Any) -> bool:
-    """Whether the raster at `path` (header only) holds any pixel of `cfg.bbox` (a many-scene run skips those
-    that do not); an unreadable file is left to the run's own header check."""
-    import rasterio
-
-    try:
-        with rasterio.open(path) as src:
-            info = SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
-    except rasterio.errors.RasterioIOError:
-        return True
-    return meets_bbox(info, cfg, f"scene {path}")
-
-
 def meets_bbox(info: Any, cfg: Any, what: str) -> bool:
     """Whether a raster's grid `info` (`width`, `height`, `crs`, `transform`) holds any pixel of `cfg.bbox`: its
     footprint is tested in lon/lat first (`_misses_footprint`), then the bbox is placed on its pixels. `what` names
-    the raster in the errors of a bbox that cannot be placed. `overlaps` on a header read by another reader (a
-    datacube's grid as `embed` reads it)."""
+    the raster in the errors of a bbox that cannot be placed. A header read by any reader: a raster's (`in_bbox`),
+    a datacube's grid as `embed` reads it."""
     if cfg.bbox_crs is not None and info.crs and _misses_footprint(info, cfg):
         return False
     return _bbox_cols_rows(info, cfg, what) is not None

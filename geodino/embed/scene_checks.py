@@ -340,7 +340,7 @@ def _cube_grid(path: str, cfg: EmbedConfig) -> SimpleNamespace:
 
 
 def _cube_overlaps(path: str, cfg: EmbedConfig) -> bool:
-    """`extent.overlaps` of a datacube scene, on the grid `_cube_grid` reads."""
+    """`extent.meets_bbox` of a datacube scene, on the grid `_cube_grid` reads."""
     from geodino.embed.extent import meets_bbox
 
     try:
