@@ -8,7 +8,8 @@ stay numbers, names text) and one value a list of one, as the flags of the same 
 (`bands=1,2,`) is one line asking for the values, commas between them.
 
 The other way round, a text key that also takes a list (embed's `layers`) reads a YAML list, a file's or an
-override's, as its text (`text_lists`, at every merge).
+override's, as its text (`text_lists`, at every merge); and a list key of paths that also takes one path
+(field metadata `TEXT_AS_LIST`: the probes' `train_images: /data/plots/`) reads that text as a list of one.
 """
 
 from __future__ import annotations
@@ -22,11 +23,41 @@ from geodino.errors import ConfigError
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-__all__ = ["LIST_AS_TEXT", "comma_list", "list_field", "text_lists"]
+__all__ = [
+    "LIST_AS_TEXT",
+    "PATH_LIST",
+    "TEXT_AS_LIST",
+    "comma_list",
+    "list_field",
+    "one_or_list",
+    "settle_path_lists",
+    "text_lists",
+]
 
 LIST_AS_TEXT = "geodino_list_as_text"
 """Field metadata key: a text key that also takes a YAML list (embed's `layers: [4, 8]`); its value is a function
 `(list, where) -> text` (the text the key takes, or one ConfigError line naming `where`)."""
+
+TEXT_AS_LIST = "geodino_text_as_list"
+"""Field metadata key (value True): a list key that also takes one text, read as a list of one (`""` as none);
+the probes' file keys (`train_images: /data/plots/` is `[/data/plots/]`). Without it, text given to a list key is
+refused, naming the bracket form."""
+
+PATH_LIST = {TEXT_AS_LIST: True}
+"""The metadata of a list-of-paths field: `field(default_factory=list, metadata=PATH_LIST)`."""
+
+
+def one_or_list(value: Any) -> list[Any]:
+    """A file key's value as a list: one path (text or `os.PathLike`) is a list of one, `""` and None none, a
+    sequence its items; for values set in Python after the config was built (the YAML and override forms are read
+    by `text_lists`)."""
+    import os
+
+    if value is None or (isinstance(value, str) and not value):
+        return []
+    if isinstance(value, str | os.PathLike):
+        return [value]
+    return list(value)
 
 
 def _field_hint(schema: Any, key: str) -> Any:
@@ -117,9 +148,24 @@ def text_lists(schema: Any, data: Any, where: str) -> Any:
         if to_text is not None and isinstance(out[f.name], list | dict):
             out[f.name] = to_text(out[f.name], where)
             continue
+        if f.metadata.get(TEXT_AS_LIST) and isinstance(out[f.name], str):
+            out[f.name] = one_or_list(out[f.name])
+            continue
         hint = hints.get(f.name)
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         inner = [a for a in (hint, *typing.get_args(hint), type(default)) if dataclasses.is_dataclass(a)]
         if inner:
             out[f.name] = text_lists(inner[0], out[f.name], where)
     return out
+
+
+def settle_path_lists(obj: Any) -> None:
+    """`obj`'s `TEXT_AS_LIST` fields as lists of text, as a config file or override gives them: for a config built
+    in Python (`CanopyProbeConfig(train_images="a.tif")` or a `Path`), so that it runs, and is recorded, as the same
+    keys written in YAML."""
+    import os
+
+    for f in dataclasses.fields(obj):
+        if f.metadata.get(TEXT_AS_LIST):
+            value = getattr(obj, f.name)
+            setattr(obj, f.name, [os.fspath(v) if isinstance(v, os.PathLike) else v for v in one_or_list(value)])

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from geodino.config import options_for
+from geodino.config_lists import PATH_LIST, settle_path_lists
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.chm import (
@@ -96,15 +97,19 @@ class CanopyProbeConfig:
     predicts about the median), one with an explicit `min_steps` is taken as meant.
     """
 
-    train_images: list[str] = field(default_factory=list)  # image rasters (files, folders or globs)
-    train_chms: list[str] = field(default_factory=list)  # CHM rasters (metres), paired by name (a.tif: a_CHM.tif)
-    val_images: list[str] = field(default_factory=list)  # held-out pairs; empty: val_fraction of training tiles
-    val_chms: list[str] = field(default_factory=list)
+    # file keys: a list of files, folders or globs, or one of them (`train_images: /data/plots/`)
+    train_images: list[str] = field(default_factory=list, metadata=PATH_LIST)  # image rasters
+    # train_chms: CHM rasters (metres), paired by name (a.tif: a_CHM.tif)
+    train_chms: list[str] = field(default_factory=list, metadata=PATH_LIST)
+    # val_images: held-out pairs; empty: val_fraction of training tiles
+    val_images: list[str] = field(default_factory=list, metadata=PATH_LIST)
+    val_chms: list[str] = field(default_factory=list, metadata=PATH_LIST)
     val_fraction: float = 0.25  # tiles held out (non-overlapping, seeded) when no val rasters are given
     # label budget (eval/label_budget.py): the share of training TILES kept (after the val_fraction hold-out), a
     # seeded subset nested across fractions for one seed (1 = all); validation tiles and val rasters stay whole
     train_fraction: float = 1.0
-    predict_images: list[str] = field(default_factory=list)  # rasters written as height GeoTIFFs; empty: val (or train)
+    # predict_images: rasters written as height GeoTIFFs; empty: val (or train)
+    predict_images: list[str] = field(default_factory=list, metadata=PATH_LIST)
     head: str = "dpt"  # dpt (four layers, CLS readout) | linear (BN + 1x1 conv, patch resolution)
     layers: Any = "four_even"  # four_even | four_last | [i, i, i, i]
     output: str = "mixlog"  # mixlog (CHMv2 bins) | uniform (bins) | direct (one channel)
@@ -134,6 +139,9 @@ class CanopyProbeConfig:
     cache_features: str = "memory"  # memory | disk | none
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
+
+    def __post_init__(self) -> None:
+        settle_path_lists(self)  # CanopyProbeConfig(train_images="a.tif"): ["a.tif"], as in YAML
 
     def validate(self) -> None:
         if self.output not in OUTPUTS:

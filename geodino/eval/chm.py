@@ -188,11 +188,16 @@ def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
 
 
 def load_pairs(
-    images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig, scaling: InputScaling | None = None
+    images: str | Sequence[str],
+    chms: str | Sequence[str],
+    cfg: CanopyProbeConfig,
+    scaling: InputScaling | None = None,
 ) -> list[dict[str, Any]]:
-    """The image/CHM pairs of the given files, folders or globs (see `load_chm_pair`)."""
-    imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
-    chm_files = dense.list_files(list(chms), dense.RASTER_SUFFIXES, "CHM")
+    """The image/CHM pairs of the given files, folders or globs, or of one (see `load_chm_pair`)."""
+    from geodino.config_lists import one_or_list
+
+    imgs = dense.list_files(one_or_list(images), dense.RASTER_SUFFIXES, "image")
+    chm_files = dense.list_files(one_or_list(chms), dense.RASTER_SUFFIXES, "CHM")
     return [load_chm_pair(i, c, cfg, scaling) for i, c in pair_chms(imgs, chm_files)]
 
 

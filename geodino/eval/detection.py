@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geodino.config_lists import PATH_LIST, one_or_list, settle_path_lists
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of, warn_unannotated
@@ -58,15 +59,19 @@ class DetectionProbeConfig:
     """
 
     data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (vhr10, dior)
-    train_images: list[str] = field(default_factory=list)  # images (files, folders or globs); when data.name is ""
-    train_boxes: list[str] = field(default_factory=list)  # VOC .xml per image, COCO .json, or .csv files/folders
-    val_images: list[str] = field(default_factory=list)  # empty: val_fraction of the training tiles held out
-    val_boxes: list[str] = field(default_factory=list)
+    # file keys: a list of files, folders or globs, or one of them (`train_images: /data/crowns/`)
+    train_images: list[str] = field(default_factory=list, metadata=PATH_LIST)  # images; used when data.name is ""
+    # train_boxes: VOC .xml per image, COCO .json, or .csv files/folders
+    train_boxes: list[str] = field(default_factory=list, metadata=PATH_LIST)
+    # val_images: held-out images; empty: val_fraction of the training tiles held out
+    val_images: list[str] = field(default_factory=list, metadata=PATH_LIST)
+    val_boxes: list[str] = field(default_factory=list, metadata=PATH_LIST)
     val_fraction: float = 0.25
     # label budget (eval/label_budget.py): the share of training IMAGES kept (before tiling, after the val_fraction
     # hold-out), a seeded subset nested across fractions for one seed (1 = all); validation stays whole
     train_fraction: float = 1.0
-    predict_images: list[str] = field(default_factory=list)  # exported as GeoJSON; empty: val (or train) images
+    # predict_images: images exported as GeoJSON; empty: val (or train) images
+    predict_images: list[str] = field(default_factory=list, metadata=PATH_LIST)
     class_names: list[str] = field(default_factory=list)  # empty: the sorted labels found in the training boxes
     detector: str = "faster_rcnn"  # faster_rcnn | retinanet | fcos
     layers: Any = "last"  # last (ViTDet) | four_last | four_even | [i, ...] (maps concatenated on channels)
@@ -97,6 +102,9 @@ class DetectionProbeConfig:
     box_max_detections: int = 300  # box_precision/box_recall score the best this many per image (DeepForest: 300)
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
+
+    def __post_init__(self) -> None:
+        settle_path_lists(self)  # DetectionProbeConfig(train_images="a.tif"): ["a.tif"], as in YAML
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -137,17 +145,18 @@ class DetectionProbeConfig:
 
 
 def load_detection_set(
-    images: Sequence[str],
-    boxes: Sequence[str],
+    images: str | Sequence[str],
+    boxes: str | Sequence[str],
     cfg: DetectionProbeConfig,
     class_names: list[str] | None,
     scaling: InputScaling | None = None,
 ) -> tuple[dense.LazySamples, list[str]]:
     """Probe samples (image reflectance, boxes, labels, georef) of the images that have annotations, read when
     accessed (scaled by `scaling`, the run's rule; default `data_scale`/`data_offset`, else by dtype); the class
-    names are the given ones or the sorted labels found in the annotations."""
+    names are the given ones or the sorted labels found in the annotations. One path is a list of one."""
+    images, boxes = one_or_list(images), one_or_list(boxes)
     table = read_boxes(boxes)
-    files = dense.list_files(list(images), dense.IMAGE_SUFFIXES, "image")
+    files = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
     pairs = [(f, b) for f in files if (b := match_boxes(f, table)) is not None]
     if not pairs:
         raise InputError(

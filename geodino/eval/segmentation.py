@@ -29,6 +29,7 @@ from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.config_arg import probe_config
 from geodino.eval.datasets import DatasetConfig
+from geodino.eval.detection_outputs import image_paths
 from geodino.eval.head_training import (
     FeatureStore,
     budget_epochs,
@@ -47,6 +48,7 @@ from geodino.eval.segmentation_data import (  # noqa: F401  (re-exported: the da
     MASK_SUFFIXES,
     check_label_counts,
     check_sample,
+    file_spec,
     left_out_line,
     load_folder,
     load_pair,
@@ -59,6 +61,7 @@ from geodino.eval.segmentation_data import (  # noqa: F401  (re-exported: the da
 )
 
 HEADS = ("linear", "upernet", "dpt")
+FILE_KEYS = ("train_images", "train_masks", "val_images", "val_masks")
 
 
 @dataclass
@@ -66,12 +69,14 @@ class SegmentationProbeConfig:
     """Keys of a segmentation probe (`geodino probe` task `segmentation`)."""
 
     data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (loveda ...)
-    train_images: str = ""  # folder, file or glob of images (GeoTIFF, PNG, JPEG); used when data.name is ""
-    train_masks: str = ""  # folder of masks with the same names (optionally _mask/_label suffix), or one vector
+    # file keys: a folder, file or glob, or a list of them (`[/data/urban/images, /data/rural/images]`), kept as
+    # given; masks are paired with images by name over all entries, entry by entry where a name repeats
+    train_images: Any = ""  # images (GeoTIFF, PNG, JPEG); used when data.name is ""
+    train_masks: Any = ""  # masks with the images' names (optionally _mask/_label suffix), or one vector
     # file of polygons (.gpkg .geojson .shp ...: eval/vector_masks.py) burnt onto each image's grid
     mask_column: str = ""  # the polygons' class: ids, or names in class_names; "": every polygon is class 1
-    val_images: str = ""  # held-out images; empty: val_fraction of the training images
-    val_masks: str = ""
+    val_images: Any = ""  # held-out images; empty: val_fraction of the training images
+    val_masks: Any = ""
     val_fraction: float = 0.2
     # label budget (eval/label_budget.py): the share of training images kept, a seeded subset nested across
     # fractions for one seed, drawn after the val_fraction hold-out (1 = all); val and test stay whole
@@ -107,6 +112,10 @@ class SegmentationProbeConfig:
     seed: int = 0
     plots: int = 4  # number of validation images drawn as image / truth / prediction panels
     progress: bool = True  # progress bars (the suite's progress key sets it)
+
+    def __post_init__(self) -> None:
+        for key in FILE_KEYS:  # a Path (or a list of them) given in Python: its text, as YAML would give it
+            setattr(self, key, file_spec(getattr(self, key), key))
 
     def validate(self) -> None:
         # train_fraction is checked by run_segmentation (a suite checks it first, naming tasks.<name>.train_fraction)
@@ -276,12 +285,12 @@ def _samples(
     if train_data is None:
         if not cfg.train_images or not cfg.train_masks:
             raise ConfigError("segmentation needs train_images and train_masks (folders of images and masks)")
-        train_data = load_folder(cfg.train_images, cfg.train_masks, cfg, scaling)
+        train_data = load_folder(cfg.train_images, cfg.train_masks, cfg, scaling, ("train_images", "train_masks"))
     if val_data is None:
         if cfg.val_images:
             if not cfg.val_masks:
                 raise ConfigError("val_images is set but val_masks is empty; give the validation mask folder")
-            val_data = load_folder(cfg.val_images, cfg.val_masks, cfg, scaling)
+            val_data = load_folder(cfg.val_images, cfg.val_masks, cfg, scaling, ("val_images", "val_masks"))
         else:
             train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
     if active(cfg.train_fraction, 0):  # a label budget: training images only, after the hold-out, seeded and nested
@@ -308,14 +317,16 @@ def _budget(cfg: SegmentationProbeConfig, train_data: Any) -> dict[str, Any] | N
 
 
 def _kept_files(data: Any) -> list[str]:
-    """The image file names behind a (nested) `Subset` of folder samples, in order: a folder's file names, an
+    """The image file names behind a (nested) `Subset` of folder samples, in order: a folder's file names (paths
+    below their common folder where the images are in several: `urban/0.png`, `rural/0.png`), an
     adapter's image paths below its root (`ProbeDataset.sample_files`: LoveDA's Train/Urban/images_png/0.png, as
     Urban and Rural reuse names), read without loading a sample; [] for other samples."""
     if isinstance(data, dense.Subset):
         inner = _kept_files(data.data)
         return [inner[i] for i in data.indices] if inner else []
-    if isinstance(data, dense.LazySamples):
-        return [img.name for img, _ in data.items]
+    if isinstance(data, dense.LazySamples):  # below the images' common folder: the name, in one folder
+        names = image_paths([img for img, _ in data.items])
+        return [names[img] for img, _ in data.items]
     files = data.sample_files() if callable(getattr(data, "sample_files", None)) else None
     return list(files or [])
 

@@ -136,12 +136,70 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
     return line
 
 
-def load_folder(images: str, masks: str, cfg: Any, scaling: InputScaling | None = None) -> dense.LazySamples:
-    """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
-    imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
+def file_spec(value: Any, key: str) -> str | list[str]:
+    """A segmentation file key's value as the config keeps it: one folder, file or glob (text; a `Path` as its
+    text, None as ""), or a list of them. Anything else, or an empty entry of a list, is one ConfigError line."""
+    import os
+
+    if value is None or isinstance(value, str | os.PathLike):
+        return os.fspath(value) if value is not None else ""
+    if isinstance(value, list | tuple) and all(isinstance(v, str | os.PathLike) and os.fspath(v) for v in value):
+        return [os.fspath(v) for v in value]
+    raise ConfigError(
+        f"segmentation {key}={value!r} must be a folder, file or glob, or a list of them "
+        f"({key}: [/data/urban/images, /data/rural/images]), with no empty entry"
+    )
+
+
+def _repeated(entries: list[list[Path]]) -> Path | None:
+    """A file whose stem is also in another entry (folder, file or glob) of the list, or None."""
+    seen: dict[str, int] = {}
+    for i, files in enumerate(entries):
+        for f in files:
+            if seen.setdefault(f.stem, i) != i:
+                return f
+    return None
+
+
+def pair_entries(images: list[list[Path]], masks: list[list[Path]], keys: tuple[str, str]) -> list[tuple[Path, Path]]:
+    """Image/mask pairs of the listed entries: by name over all of them (`pair_masks`, as one folder), or entry by
+    entry (the i-th image entry with the i-th mask entry) where a name is in two entries of the images or of the
+    masks (LoveDA's Urban and Rural folders reuse names); refused in one line where the entries do not line up."""
+    repeated = _repeated(images) or _repeated(masks)
+    if repeated is None:
+        return pair_masks([f for files in images for f in files], [m for files in masks for m in files])
+    if len(images) == len(masks):
+        return [pair for imgs, msks in zip(images, masks) for pair in pair_masks(imgs, msks)]
+    raise InputError(
+        f"{repeated.name} ({repeated}) is named in two entries of {keys[0]} or {keys[1]}, and masks are paired "
+        f"with images by name; give {keys[1]} as many entries as {keys[0]} ({len(masks)} for {len(images)} now), "
+        "in the same order: the masks of each image entry"
+    )
+
+
+def load_folder(
+    images: str | list[str],
+    masks: str | list[str],
+    cfg: Any,
+    scaling: InputScaling | None = None,
+    keys: tuple[str, str] = ("train_images", "train_masks"),
+) -> dense.LazySamples:
+    """Image/mask pairs of two folders, files or globs, or lists of them (`pair_entries`), read when accessed
+    (scaled by `scaling`, see `load_pair`); `keys` name the config keys in errors."""
+    from geodino.config_lists import one_or_list
+
+    image_entries, mask_entries = one_or_list(images), one_or_list(masks)
+    listed = [dense.list_files(spec, dense.IMAGE_SUFFIXES, "image") for spec in image_entries]
+    imgs = [f for files in listed for f in files]
     scaling = scaling or InputScaling.of(cfg)
-    if is_vector_file(masks):  # one file of polygons for every image, burnt onto each image's grid
-        polygons = VectorMasks(masks, getattr(cfg, "mask_column", ""), list(cfg.class_names))
+    vectors = [m for m in mask_entries if is_vector_file(m)]
+    if vectors and len(mask_entries) > 1:
+        raise ConfigError(
+            f"{keys[1]} lists a vector file of polygons ({vectors[0]}) beside other entries; give the polygon file "
+            "alone (it is burnt onto every image) or mask images only"
+        )
+    if vectors:  # one file of polygons for every image, burnt onto each image's grid
+        polygons = VectorMasks(vectors[0], getattr(cfg, "mask_column", ""), list(cfg.class_names))
         polygons.check_placed(imgs)
         pairs = [(img, polygons.path) for img in imgs]
         return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling, polygons))
@@ -150,8 +208,9 @@ def load_folder(images: str, masks: str, cfg: Any, scaling: InputScaling | None 
             f"mask_column={cfg.mask_column!r} applies to a vector file of polygons given as train_masks/val_masks "
             f"({', '.join(VECTOR_SUFFIXES)}), not to mask images ({masks}); drop mask_column"
         )
-    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
-    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
+    msks = [dense.list_files(spec, dense.IMAGE_SUFFIXES, "mask") for spec in mask_entries]
+    pairs = pair_entries(listed, msks, keys)
+    return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
 
 
 def check_sample(s: dict[str, Any], cfg: Any, backbone: Any, where: str) -> None:
