@@ -157,7 +157,11 @@ def _route() -> bool | None:
     ours = _address(callback)
     _STATE["callback"] = callback  # ctypes frees a callback nobody holds: libtiff would call freed memory
     previous = set_handler(ours)
-    if _object_of(previous) != tiff_file:  # someone's own handler (GDAL's, an application's), or none: theirs
+    try:
+        default = _object_of(previous) == tiff_file
+    except Exception:
+        default = False
+    if not default:  # someone's own handler (GDAL's, an application's), none, or not told: theirs again
         set_handler(previous)
         return False
     atexit.register(_put_back, set_handler, previous, ours)

@@ -117,6 +117,26 @@ def test_a_libtiff_gdal_was_not_built_with_is_left_alone(monkeypatch: pytest.Mon
 
 
 @pytest.mark.usefixtures("fresh")
+def test_a_failure_once_the_handler_is_set_puts_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check of the previous handler raising: the previous handler is set again before False is returned."""
+    calls = []
+    real = io_tiff._object_of
+
+    def failing_on_the_third(address):  # 1-2: the libraries' files; 3: the previous handler's
+        calls.append(address)
+        if len(calls) == 3:
+            raise RuntimeError("dladdr failed")
+        return real(address)
+
+    before = _handler()
+    with monkeypatch.context() as m:
+        m.setattr(io_tiff, "_object_of", failing_on_the_third)
+        assert io_tiff.route_libtiff_errors() is False
+    assert _handler() == before and len(calls) == 3
+    assert "callback" in io_tiff._STATE  # kept alive: it was set a moment, a libtiff thread may be inside it
+
+
+@pytest.mark.usefixtures("fresh")
 def test_a_handler_someone_set_is_kept() -> None:
     """GDAL before libtiff 4.5 (and applications) set their own process-wide handler: it stays theirs."""
     import rasterio  # noqa: F401
