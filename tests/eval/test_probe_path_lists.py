@@ -162,3 +162,30 @@ def test_segmentation_runs_on_two_folders_and_records_them_apart(tmp_path: Path)
     assert budget["n_train_full"] == 6 and budget["n_train"] == 3
     assert len(budget["train_images"]) == 3
     assert all(name.split("/")[0] in ("urban", "rural") and name.endswith(".png") for name in budget["train_images"])
+
+
+def _plot(root: Path, name: str, height: float) -> tuple[Path, Path]:
+    """A 16 x 16 px georeferenced image rgb/<name>.tif and its CHM chm/<name>_CHM.tif of constant `height` m."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    (root / "rgb").mkdir(parents=True, exist_ok=True)
+    (root / "chm").mkdir(parents=True, exist_ok=True)
+    geo = dict(driver="GTiff", width=16, height=16, crs="EPSG:32611", transform=from_origin(500000, 4000000, 1, 1))
+    with rasterio.open(root / "rgb" / f"{name}.tif", "w", count=3, dtype="uint8", **geo) as d:
+        d.write(np.full((3, 16, 16), 100, np.uint8))
+    with rasterio.open(root / "chm" / f"{name}_CHM.tif", "w", count=1, dtype="float32", **geo) as d:
+        d.write(np.full((1, 16, 16), height, np.float32))
+    return root / "rgb", root / "chm"
+
+
+def test_canopy_pairs_a_name_of_two_sites_entry_by_entry(tmp_path: Path) -> None:
+    """Two sites each with plot_1.tif: both images were paired with the last site's CHM, silently."""
+    from geodino.eval.chm import load_pairs
+
+    a, b = _plot(tmp_path / "a", "plot_1", 5.0), _plot(tmp_path / "b", "plot_1", 20.0)
+    cfg = CanopyProbeConfig()
+    pairs = load_pairs([str(a[0]), str(b[0])], [str(a[1]), str(b[1])], cfg)
+    assert [round(float(p["target"][p["valid"]].mean())) for p in pairs] == [5, 20]
+    with pytest.raises(InputError, match=r"CHM name plot_1_CHM\.tif is in two places .* entry by entry"):
+        load_pairs([str(a[0]), str(b[0])], str(tmp_path / "*" / "chm" / "*.tif"), cfg)
