@@ -8,6 +8,7 @@ background; `label_map: {0: 255}` ignores them instead, for sparsely labelled im
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,27 @@ class VectorMasks:
 
     def __init__(self, path: str | Path, column: str, class_names: list[str]) -> None:
         from geodino.data.vectors import read_vector
-        from geodino.embed.vectors import has_geometry
+        from geodino.embed.vectors import has_geometry, list_layers
 
         self.path = Path(path)
-        gdf = read_vector(self.path, what="mask polygons", empty_hint="draw the polygons of each class")
+        layers = list_layers(self.path)  # read the first by name: pyogrio's warning names its own layer= option
+        gdf = read_vector(
+            self.path,
+            layer=layers[0] if len(layers) > 1 else None,
+            what="mask polygons",
+            empty_hint="draw the polygons of each class",
+        )
         gdf = gdf[has_geometry(gdf.geometry)].reset_index(drop=True)
         if not len(gdf):
             raise InputError(f"mask polygons file {self.path} has no geometries (all null or empty)")
+        _check_polygons(gdf, self.path)
+        if len(layers) > 1:  # after the checks, so a refused file says one line
+            warnings.warn(
+                f"mask polygons file {self.path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
+                f"{layers[0]!r}; to train on another, write it to a file of its own (e.g. ogr2ogr masks.gpkg "
+                f"{self.path.name} LAYER)",
+                stacklevel=2,
+            )
         self.values = _class_ids(gdf, column, class_names, self.path)
         self.gdf = gdf
         self._in_crs: dict[str, Any] = {}
@@ -71,27 +86,58 @@ class VectorMasks:
         return out.astype(np.int64)
 
     def check_placed(self, images: list[Path]) -> None:
-        """Refuse polygons that fall on none of `images` (another place, or a CRS set wrongly): every mask would be
-        background alone. One line with the polygons' and the first image's bounds in the image's CRS."""
+        """Refuse images without a georeference (every one is looked at: one among many, say a PNG in a folder of
+        GeoTIFFs, was refused only when its mask was burnt, after the head trained if it was held out for
+        validation) and polygons that fall on none of `images` (another place, or a CRS set wrongly): every mask
+        would be background alone. One line with the polygons' and the first image's bounds in the image's CRS."""
         import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
         from shapely.geometry import box
 
-        first = None
+        first, hit, bare = None, False, []
         for img in images:
-            with rasterio.open(img) as src:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    src = rasterio.open(img)
+            except RasterioIOError:  # the image reader names every file that does not read, in one line
+                continue
+            with src:
                 if src.crs is None or src.transform.is_identity:
-                    self.burn(img, None, None, (src.height, src.width))  # refuses, naming the image
+                    bare.append(img)
+                    continue
+                if hit:
+                    continue
                 geoms = self._geoms(src.crs)
-                if geoms.intersects(box(*src.bounds)).any():
-                    return
+                hit = bool(geoms.intersects(box(*src.bounds)).any())
                 first = first or (img, src.crs, tuple(src.bounds), tuple(geoms.total_bounds))
-        if first is not None:
+        if bare:
+            others = f" (and {len(bare) - 1} more: {', '.join(p.name for p in bare[1:4])})" if len(bare) > 1 else ""
+            raise InputError(
+                f"image {bare[0]}{others} has no georeference, so the polygons of {self.path} cannot be placed on "
+                "it; use georeferenced images (GeoTIFF) with vector masks, or rasterise the polygons into mask images"
+            )
+        if not hit and first is not None:
             img, crs, ib, pb = first
             raise InputError(
                 f"no polygon of {self.path} (CRS {self.gdf.crs}) lies on any of the {len(images)} images: in "
                 f"{crs} the polygons span {_fmt(pb)} and {img.name} spans {_fmt(ib)}; check the polygons' CRS "
                 "and that they cover the images"
             )
+
+
+def _check_polygons(gdf: Any, path: Path) -> None:
+    """Refuse points and lines (one line): burnt at pixel centres, a point labels at most one pixel and a line a
+    thread of pixels, so centroids or road centre lines given as masks trained on almost no labelled pixels."""
+    kinds = gdf.geometry.geom_type
+    bad = ~kinds.isin(["Polygon", "MultiPolygon"])
+    if bad.any():
+        found = ", ".join(sorted(set(kinds[bad])))
+        raise InputError(
+            f"mask polygons file {path} holds {int(bad.sum())} {found} geometries of {len(gdf)}; segmentation masks "
+            "are burnt from polygons: buffer points or lines to the footprint they label (e.g. geopandas "
+            "gdf.buffer(METRES)) or draw polygons"
+        )
 
 
 def _fmt(bounds: tuple[float, ...]) -> str:
@@ -110,9 +156,22 @@ def _class_ids(gdf: Any, column: str, class_names: list[str], path: Path) -> np.
         raise InputError(
             f"{int(vals.isna().sum())} polygons of {path} have no {column!r} value; give each a class or remove them"
         )
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
+    if any(isinstance(v, (bool, np.bool_)) for v in vals):  # a yes/no field: read as names it asked for [.., True]
+        raise ConfigError(
+            f"mask_column={column!r} of {path} holds true/false values, not class ids; store whole-number class ids "
+            "(1, 2, ...; 0 is the background) or class names listed in class_names"
+        )
+    if all(isinstance(v, (int, np.integer)) for v in vals):
         return vals.to_numpy(dtype=np.int64)
-    if all(isinstance(v, (float, np.floating)) and float(v).is_integer() for v in vals):
+    numbers = [float(v) for v in vals if isinstance(v, (float, np.floating))]
+    if len(numbers) == len(vals):
+        fractions = sorted({v for v in numbers if not v.is_integer()})
+        if fractions:  # was read as names ("holds names (1.5, 2.0)") and class_names asked for
+            shown = ", ".join(f"{v:g}" for v in fractions[:5])
+            raise ConfigError(
+                f"mask_column={column!r} of {path} holds numbers that are not whole ({shown}), not class ids; "
+                "store whole-number class ids (1, 2, ...; 0 is the background), or pick the column of class ids"
+            )
         return vals.to_numpy(dtype=np.float64).astype(np.int64)
     names = [str(v) for v in vals]
     if not class_names:

@@ -87,3 +87,71 @@ def test_the_probe_trains_on_vector_masks(scene, tmp_path):
     with pytest.warns(UserWarning):  # a head this short is barely trained
         m = run_segmentation("arch:vit_tiny?patch_size=16&seed=0", cfg, tmp_path / "out")
     assert 0.0 <= m["mIoU"] <= 1.0 and m["pixel_acc"] > 0
+
+
+def _with(scene, name, **columns_or_geometry):
+    """b.gpkg's two polygons with some columns (or the geometry) replaced, written to `name`."""
+    gdf = gpd.read_file(_polygons(scene / "b.gpkg"))
+    for key, value in columns_or_geometry.items():
+        gdf[key] = value
+    gdf.to_file(scene / name)
+    return scene / name
+
+
+def test_points_and_lines_are_refused_in_one_line(scene):
+    """Building centroids (or outlines) given as masks were burnt as one pixel each (or a thread of pixels), and the
+    probe trained on almost no labelled pixels without a word."""
+    points = _with(
+        scene, "centroids.gpkg", geometry=gpd.read_file(_polygons(scene / "p.gpkg", crs="EPSG:32611")).geometry.centroid
+    )
+    with pytest.raises(InputError, match=r"centroids.gpkg holds 2 Point geometries of 2; .*buffer points or lines"):
+        load_folder(str(scene / "images"), str(points), SegmentationProbeConfig(num_classes=2))
+    lines = _with(
+        scene, "outlines.gpkg", geometry=gpd.read_file(_polygons(scene / "p.gpkg", crs="EPSG:32611")).geometry.boundary
+    )
+    with pytest.raises(InputError, match=r"holds 2 LineString geometries of 2"):
+        load_folder(str(scene / "images"), str(lines), SegmentationProbeConfig(num_classes=2))
+
+
+def test_class_ids_that_are_not_whole_numbers_are_not_called_names(scene):
+    """A column of 1.5 (or true/false) was said to hold names, with class_names: [background, 1.5, 2.0] suggested."""
+    frac = _with(scene, "frac.gpkg", code=[1.5, 2.0])
+    with pytest.raises(ConfigError, match=r"holds numbers that are not whole \(1\.5\), not class ids") as info:
+        load_folder(str(scene / "images"), str(frac), SegmentationProbeConfig(num_classes=3, mask_column="code"))
+    assert "class_names: [" not in str(info.value)
+    flags = _with(scene, "flags.gpkg", code=[True, False])
+    with pytest.raises(ConfigError, match=r"holds true/false values, not class ids"):
+        load_folder(str(scene / "images"), str(flags), SegmentationProbeConfig(num_classes=3, mask_column="code"))
+    whole = _with(scene, "whole.gpkg", code=[1.0, 2.0])  # floats of whole values stay class ids
+    mask = load_folder(str(scene / "images"), str(whole), SegmentationProbeConfig(num_classes=3, mask_column="code"))
+    assert int((mask[0]["mask"].numpy() == 2).sum()) == 16
+
+
+def test_a_multi_layer_file_says_which_layer_in_its_own_words(scene):
+    """pyogrio's 'Specify layer parameter to avoid this warning' named an option the probe does not have."""
+    vec = _polygons(scene / "two.gpkg")
+    gpd.read_file(vec).iloc[:1].to_file(vec, layer="sheds")
+    with pytest.warns(UserWarning) as caught:
+        mask = load_folder(str(scene / "images"), str(vec), SegmentationProbeConfig(num_classes=2))[0]["mask"]
+    texts = [str(w.message) for w in caught]
+    assert not any("layer parameter" in t for t in texts), texts
+    assert any("has 2 layers (two, sheds); reading the first, 'two'; to train on another" in t for t in texts), texts
+    assert int(mask.numpy().sum()) == 116
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the PNGs
+def test_every_image_is_checked_for_a_georeference_before_training(scene):
+    """A PNG among GeoTIFFs was refused only when its mask was burnt: after the head trained, when it was held out
+    for validation (the check stopped at the first image the polygons lie on)."""
+    for name in ("x.png", "y.png"):
+        with rasterio.open(
+            scene / "images" / name, "w", driver="PNG", width=32, height=32, count=3, dtype="uint8"
+        ) as d:
+            d.write(np.zeros((3, 32, 32), np.uint8))
+    vec = _polygons(scene / "b.gpkg")
+    with pytest.raises(InputError, match=r"image .*x\.png \(and 1 more: y\.png\) has no georeference"):
+        load_folder(str(scene / "images"), str(vec), SegmentationProbeConfig(num_classes=2))
+    (scene / "images" / "x.png").unlink()
+    (scene / "images" / "y.png").write_bytes(b"not an image")  # left to the image reader's one line
+    samples = load_folder(str(scene / "images"), str(vec), SegmentationProbeConfig(num_classes=2))
+    assert len(samples) == 2
