@@ -154,7 +154,15 @@ class EmbedConfig:
                 "dtype)"
             )
         if not 0 <= self.rank < self.world_size:
-            raise ConfigError(f"rank={self.rank} must be in 0..{self.world_size - 1} for world_size={self.world_size}")
+            todo = (  # named as the CLI takes them: `--rank 1` alone read 'rank=1 must be in 0..0 for world_size=1'
+                "pass --world-size with it (the number of ranks, each run with its --rank 0..N-1)"
+                if self.world_size == 1
+                else f"ranks count from 0: pass --rank 0..{self.world_size - 1}"
+            )
+            raise ConfigError(
+                f"--rank {self.rank} (rank= in Python) must be in 0..{self.world_size - 1} for --world-size "
+                f"{self.world_size}; {todo}"
+            )
         if self.on_error not in ("stop", "skip"):
             raise ConfigError(
                 f"--on-error {self.on_error!r} (on_error= in Python) is not one of stop, skip; pass --on-error skip "

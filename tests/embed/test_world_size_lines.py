@@ -38,3 +38,18 @@ def test_rank_0_done_first_says_its_lines(tmp_path, capsys):
     err = capsys.readouterr().err
     assert out.exists() and f"geodino: wrote {out}" in err, err
     assert "rank 1 of" not in err and "input DN" not in err  # the lines are rank 0's to say, once
+
+
+def test_a_rank_outside_the_world_size_is_named_as_the_cli_takes_it(tmp_path, capsys):
+    """`--rank 1` without --world-size read 'rank=1 must be in 0..0 for world_size=1': Python names, no fix."""
+    src = helpers.write_tif(tmp_path / "in.tif", random_image(64, 64, seed=1))
+    out = tmp_path / "f.tif"
+    assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), "--rank", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "geodino: error: --rank 1 (rank= in Python) must be in 0..0 for --world-size 1; pass --world-size with it "
+        "(the number of ranks, each run with its --rank 0..N-1)"
+    ), err
+    assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), "--world-size", "2", "--rank", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("for --world-size 2; ranks count from 0: pass --rank 0..1")
+    assert not out.exists()
