@@ -18,7 +18,8 @@ Prints a Markdown table, writes `results.json` and `gram_evidence.png` in `--out
 
 With `--config` (e.g. configs/pretrain/small_vit_tiny.yaml) the stages are that config instead of the toy one, on
 an images folder (`--data`, default ../shared/data/eurosat_3000, sensor imagenet, as README's first run): the
-base run is the config itself for `--base-steps` (or `--init CKPT` skips it), and both arms continue it in a stage
+base run is the config itself for `--base-steps`, saved every `--every` steps (or `--init CKPT` skips it), and
+the arms continue its last checkpoint in a stage
 shaped like configs/pretrain/demo_gram.yaml (student from the student, flat lr `--cont-lr`, momentum 0.995, local
 DINO weight 1 -> 0.5, 2x Gram crops drawn in both arms); arm B adds the Gram loss (teacher = the base EMA teacher,
 weight ramped to `--gram-weight` over 1/12 of the stage, refreshed from the EMA teacher every third of it). Each
@@ -277,7 +278,7 @@ def recipe_main(args: argparse.Namespace, out: Path, crops: torch.Tensor) -> lis
         base_run = out / "base"
         init = base_run / "checkpoints" / f"step_{args.base_steps:08d}.ckpt"
         if not init.exists():
-            run_recipe_stage(args, "base", base_run, args.base_steps, args.base_steps, [])
+            run_recipe_stage(args, "base", base_run, args.base_steps, args.every, [])
 
     def evaluate_model(model: torch.nn.Module, cos: bool = True) -> dict:
         row = {"cls_patch_cos": E.cls_patch_cosine(model, crops, args.sensor)} if cos else {}
