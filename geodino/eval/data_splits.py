@@ -40,6 +40,21 @@ def check_split_keys(cfg: Any) -> None:
         raise ConfigError(f"data.split_seed={cfg.split_seed} must be >= 0 (the seed of the split draw, e.g. 0)")
 
 
+def check_holdout(probe: str, cfg: Any) -> None:
+    """Refuse a dense probe's `val_fraction` no hold-out is made with, naming the key: outside [0, 1) (1.5 held out
+    all tiles but one and scored the head on them, 'IoU nan' for classes the single training tile lacked; -0.1 held
+    out one). 0 holds out one image or tile (`dense.holdout_indices`: at least one) when no val_images are given."""
+    value = getattr(cfg, "val_fraction", None)
+    if value is None or isinstance(value, bool):
+        return
+    value = float(value)
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise ConfigError(
+            f"{probe} val_fraction={cfg.val_fraction} must be >= 0 and < 1 (the share of the training data held out "
+            "for validation when no val_images are given), e.g. 0.2"
+        )
+
+
 def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:
     """All indices, or a seeded random subset of `max_samples` (sorted, so reading order stays on-disk order)."""
     if max_samples <= 0 or max_samples >= n:

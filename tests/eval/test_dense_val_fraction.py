@@ -1,0 +1,55 @@
+"""A dense probe's `val_fraction` outside [0, 1) is refused in one line before the backbone loads.
+Before: `val_fraction: 1.5` held out every training tile but one and ran (exit 0, 'IoU/2 nan' in
+results.md), -0.1 held out one tile all the same."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino import cli
+from geodino.errors import ConfigError
+from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+from tests import helpers
+from tests.embed.conftest import random_image
+
+SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
+
+
+@pytest.fixture
+def images(tmp_path):
+    (folder := tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    for i in range(2):
+        helpers.write_tif(folder / f"{i}.tif", random_image(32, 32, seed=i))
+        helpers.write_tif(tmp_path / "msk" / f"{i}.tif", (random_image(32, 32, seed=i)[:1] > 128).astype("uint8"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("1.5", "tasks.s.val_fraction=1.5 must be >= 0 and < 1 (the share of the training data held out"),
+        ("-0.1", "tasks.s.val_fraction=-0.1 must be >= 0 and < 1"),
+    ],
+)
+def test_the_cli_refuses_a_hold_out_no_split_is_made_with(images, capsys, value, line, monkeypatch):
+    monkeypatch.setattr("geodino.backbones.load_backbone", lambda *a, **k: pytest.fail("backbone loaded"))
+    args = ["probe", "-b", SPEC, "-o", str(images / "out"), "--no-progress", "tasks.s.type=segmentation"]
+    keys = [f"tasks.s.train_images={images / 'img'}", f"tasks.s.train_masks={images / 'msk'}"]
+    assert cli.main([*args, *keys, "tasks.s.num_classes=2", f"tasks.s.val_fraction={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("geodino: error: segmentation " + line) or err.startswith("geodino: error: " + line), err
+    assert "\n" not in err and not (images / "out" / "results.json").exists()
+
+
+def test_python_callers_get_the_same_line(images):
+    cfg = SegmentationProbeConfig(
+        train_images=str(images / "img"), train_masks=str(images / "msk"), num_classes=2, val_fraction=1.0
+    )
+    with pytest.raises(ConfigError, match=r"^segmentation val_fraction=1\.0 must be >= 0 and < 1"):
+        run_segmentation(SPEC, cfg, images / "out")
+    cfg.val_fraction, cfg.val_images = 0.0, str(images / "img")  # 0 with validation images: nothing to hold out
+    cfg.val_masks = str(images / "msk")
+    cfg.epochs, cfg.crop_size, cfg.plots, cfg.progress = 1, 32, 0, False
+    with pytest.warns(UserWarning):  # a head this short is barely trained
+        assert "mIoU" in run_segmentation(SPEC, cfg, images / "out")
