@@ -156,6 +156,8 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
     if rows and not need <= set(rows[0]):
         has = ", ".join(k for k in rows[0] if k is not None)  # None: a row with more fields than the header
         raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {has})")
+    if rows:
+        _check_spellings(path, [k for k in rows[0] if k is not None], default_image)
     raw = [str(row.get("image_path") or default_image or path.stem).strip() for row in rows]
     key = coco_keys(raw)
     per: dict[str, tuple[list, list]] = {}
@@ -171,6 +173,32 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
         per[name][0].append(box)
         per[name][1].append((row.get("label") or "object").strip())
     return {k: Boxes(np.asarray(b, np.float32).reshape(-1, 4), lab, str(path)) for k, (b, lab) in per.items()}
+
+
+# other tools' names for the two optional columns: read as extra columns, an `image` column left every row on the
+# image named like the CSV ('none of the images has boxes') and a `class` column made every box one 'object'
+_SPELLINGS = {
+    "image_path": ("image", "filename", "file_name", "file", "path", "image_name", "img", "image_file"),
+    "label": ("class", "class_name", "category", "category_name", "name", "labels", "classname"),
+}
+
+
+def _check_spellings(path: Path, columns: list[str], default_image: str | None) -> None:
+    """Refuse (one line) a CSV naming its images or classes in a column of another tool's spelling."""
+    have = {c.strip().lower(): c for c in columns}
+    for key, others in _SPELLINGS.items():
+        found = [have[o] for o in others if o in have]
+        if key in have or not found:
+            continue
+        unread = (
+            f"every row is read as a box of {default_image or path.stem + '.*'}"
+            if key == "image_path"
+            else "every box is read as one class, 'object'"
+        )
+        raise InputError(
+            f"{path} has a column {found[0]!r} but no {key!r}, so {unread}; rename the column to {key} "
+            "(columns: xmin,ymin,xmax,ymax,label[,image_path])"
+        )
 
 
 def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
