@@ -112,8 +112,15 @@ class Parser(argparse.ArgumentParser):
             close = difflib.get_close_matches(flag[2:], names, n=1, cutoff=0.6) if flag.startswith("--") else []
             if close:
                 hints.append(f"{flag}: did you mean {names[close[0]]}?")
+            elif flag in _OVERRIDE_FLAGS and any(a.dest == "overrides" for a in self._actions):
+                # Hydra/detectron habits (`--set k=v`, `--opts k v`): this command takes its overrides bare
+                hints.append(f"{flag}: overrides are written bare after the command, e.g. key=value (no {flag})")
         tail = f" ({'; '.join(hints)})" if hints else ""
         self.error(f"unrecognized arguments: {' '.join(extra)}{tail}")
+
+
+# flags other tools take before their config overrides (yacs/detectron `--opts`, mmcv `--cfg-options`, `--set`)
+_OVERRIDE_FLAGS = ("--set", "--override", "--overrides", "--opts", "--cfg-options", "--options")
 
 
 def closest_choice(message: str) -> str:

@@ -94,6 +94,11 @@ def test_argument_errors_are_one_line_with_the_closest_option_and_no_abbreviatio
         ("pretrain", "--confg", "x.yaml"): r"--confg: did you mean --config\?",
         ("probe", "--nope"): r"^geodino probe: error: unrecognized arguments: --nope; see geodino probe --help$",
         ("data", "stats", "x"): r"^geodino data stats: error: the following arguments are required",
+        # other tools' override flags: a command that takes bare key=value overrides says so
+        ("pretrain", "--set", "optim.lr=1e-3"): r"unrecognized arguments: --set \(--set: overrides "
+        r"are written bare after the command, e.g\. key=value \(no --set\)\)",
+        ("probe", "--opts", "seed=1"): r"\(--opts: overrides are written bare after the command",
+        ("embed", "in.tif", "--set", "a=1"): r"arguments: --set a=1 \(--set: did you mean --asset\?\); see",
     }
     for argv, expected in cases.items():
         with pytest.raises(SystemExit) as exc:
