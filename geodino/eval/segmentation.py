@@ -75,6 +75,7 @@ class SegmentationProbeConfig:
     train_masks: Any = ""  # masks with the images' names (optionally _mask/_label suffix), or one vector
     # file of polygons (.gpkg .geojson .shp ...: eval/vector_masks.py) burnt onto each image's grid
     mask_column: str = ""  # the polygons' class: ids, or names in class_names; "": every polygon is class 1
+    mask_layer: str = ""  # the layer of a multi-layer polygon file (a GeoPackage); "": its first, with a note
     val_images: Any = ""  # held-out images; empty: val_fraction of the training images
     val_masks: Any = ""
     val_fraction: float = 0.2

@@ -199,15 +199,18 @@ def load_folder(
             "alone (it is burnt onto every image) or mask images only"
         )
     if vectors:  # one file of polygons for every image, burnt onto each image's grid
-        polygons = VectorMasks(vectors[0], getattr(cfg, "mask_column", ""), list(cfg.class_names))
+        polygons = VectorMasks(
+            vectors[0], getattr(cfg, "mask_column", ""), list(cfg.class_names), getattr(cfg, "mask_layer", "")
+        )
         polygons.check_placed(imgs)
         pairs = [(img, polygons.path) for img in imgs]
         return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling, polygons))
-    if getattr(cfg, "mask_column", ""):
-        raise ConfigError(
-            f"mask_column={cfg.mask_column!r} applies to a vector file of polygons given as train_masks/val_masks "
-            f"({', '.join(VECTOR_SUFFIXES)}), not to mask images ({masks}); drop mask_column"
-        )
+    for key in ("mask_column", "mask_layer"):
+        if getattr(cfg, key, ""):
+            raise ConfigError(
+                f"{key}={getattr(cfg, key)!r} applies to a vector file of polygons given as train_masks/val_masks "
+                f"({', '.join(VECTOR_SUFFIXES)}), not to mask images ({masks}); drop {key}"
+            )
     msks = [dense.list_files(spec, dense.IMAGE_SUFFIXES, "mask") for spec in mask_entries]
     pairs = pair_entries(listed, msks, keys)
     return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling))

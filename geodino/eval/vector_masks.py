@@ -30,15 +30,17 @@ class VectorMasks:
     """The polygons of one vector file with their class ids (`column`: whole-number class ids, or class names
     looked up in `class_names`; empty: every polygon is class 1), burnt onto an image's grid by `burn`."""
 
-    def __init__(self, path: str | Path, column: str, class_names: list[str]) -> None:
+    def __init__(self, path: str | Path, column: str, class_names: list[str], layer: str = "") -> None:
         from geodino.data.vectors import read_vector
         from geodino.embed.vectors import has_geometry, list_layers
 
         self.path = Path(path)
         layers = list_layers(self.path)  # read the first by name: pyogrio's warning names its own layer= option
+        if layer and layer not in layers and (layers or self.path.exists()):  # a missing file: the reader's line
+            raise ConfigError(_layer_refusal(self.path, layer, layers))
         gdf = read_vector(
             self.path,
-            layer=layers[0] if len(layers) > 1 else None,
+            layer=layer or (layers[0] if len(layers) > 1 else None),
             what="mask polygons",
             empty_hint="draw the polygons of each class",
         )
@@ -46,11 +48,10 @@ class VectorMasks:
         if not len(gdf):
             raise InputError(f"mask polygons file {self.path} has no geometries (all null or empty)")
         _check_polygons(gdf, self.path)
-        if len(layers) > 1:  # after the checks, so a refused file says one line
+        if len(layers) > 1 and not layer:  # after the checks, so a refused file says one line
             warnings.warn(
                 f"mask polygons file {self.path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
-                f"{layers[0]!r}; to train on another, write it to a file of its own (e.g. ogr2ogr masks.gpkg "
-                f"{self.path.name} LAYER)",
+                f"{layers[0]!r}; to train on another, name it: mask_layer: LAYER",
                 stacklevel=2,
             )
         self.values = _class_ids(gdf, column, class_names, self.path)
@@ -124,6 +125,17 @@ class VectorMasks:
                 f"{crs} the polygons span {_fmt(pb)} and {img.name} spans {_fmt(ib)}; check the polygons' CRS "
                 "and that they cover the images"
             )
+
+
+def _layer_refusal(path: Path, layer: str, layers: list[str]) -> str:
+    """The line for a `mask_layer` the file does not hold (none: GeoParquet, one table without layers)."""
+    from geodino.errors import did_you_mean
+
+    if not layers:
+        return f"mask_layer={layer!r}: mask polygons file {path} has no layers to pick from; drop mask_layer"
+    close = did_you_mean(layer, layers)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"mask_layer={layer!r} is not a layer of {path}; {hint}its layers: {', '.join(layers)}"
 
 
 def _check_polygons(gdf: Any, path: Path) -> None:

@@ -139,6 +139,31 @@ def test_a_multi_layer_file_says_which_layer_in_its_own_words(scene):
     assert int(mask.numpy().sum()) == 116
 
 
+def test_mask_layer_picks_a_layer_and_names_the_layers_when_wrong(scene, recwarn):
+    """A GeoPackage's second layer could not be trained on (the first was read, the note said to split the file)."""
+    vec = _polygons(scene / "two.gpkg")
+    gpd.read_file(vec).iloc[1:].to_file(vec, layer="sheds")  # the 4 x 4 m shed alone
+    cfg = SegmentationProbeConfig(num_classes=2, mask_layer="sheds")
+    mask = load_folder(str(scene / "images"), str(vec), cfg)[0]["mask"].numpy()
+    assert int(mask.sum()) == 16 and (mask[20:24, 20:24] == 1).all()
+    assert not [w for w in recwarn if "layers" in str(w.message)]  # a named layer: no first-layer note
+    with pytest.raises(ConfigError, match=r"^mask_layer='shed' is not a layer of .*two\.gpkg; did you mean 'sheds'\? "
+                       r"its layers: two, sheds$"):  # fmt: skip
+        load_folder(str(scene / "images"), str(vec), SegmentationProbeConfig(num_classes=2, mask_layer="shed"))
+    parquet = scene / "b.parquet"
+    gpd.read_file(vec).to_parquet(parquet)
+    with pytest.raises(
+        ConfigError, match=r"^mask_layer='two': .*b\.parquet has no layers to pick from; drop mask_layer"
+    ):
+        load_folder(str(scene / "images"), str(parquet), SegmentationProbeConfig(num_classes=2, mask_layer="two"))
+    (scene / "m").mkdir()
+    (scene / "m" / "a.png").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match=r"^mask_layer='sheds' applies to a vector file of polygons .*drop mask_layer"
+    ):
+        load_folder(str(scene / "images"), str(scene / "m"), cfg)
+
+
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the PNGs
 def test_every_image_is_checked_for_a_georeference_before_training(scene):
     """A PNG among GeoTIFFs was refused only when its mask was burnt: after the head trained, when it was held out
