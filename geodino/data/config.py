@@ -85,6 +85,10 @@ def check_source_keys(s: SourceConfig, key: str) -> None:
             raise ConfigError(f"{key}.{name}={value!r}; use one of {', '.join(choices)}{hint}")
     if not 0 <= s.max_nodata_fraction <= 1:
         raise ConfigError(f"{key}.max_nodata_fraction={s.max_nodata_fraction!r}; give a fraction between 0 and 1")
+    for name in ("tile_size", "stride"):  # read when the source is built: the sampler's line named no key
+        value = getattr(s, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key}.{name}={value!r}; give a size > 0 in tile_units ({s.tile_units}), e.g. 256")
 
 
 band_list = parse_band_names

@@ -162,6 +162,8 @@ def test_a_compressed_shard_is_said_once_and_the_empty_source_says_what_a_shard_
         ("tile_units", "km", "use one of px, m"),
         ("time_sampling", "middle", "use one of random, first, last, stack"),
         ("max_nodata_fraction", 2.0, "give a fraction between 0 and 1"),
+        ("tile_size", -5, "give a size > 0 in tile_units (px), e.g. 256"),  # said no key (and only at build)
+        ("stride", 0, "give a size > 0 in tile_units (px)"),
     ],
 )
 def test_a_source_setting_outside_its_choices_names_its_key(key, value, said):
