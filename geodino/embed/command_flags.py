@@ -386,7 +386,7 @@ def resolve_band_names(
     paths = [str(inputs[0])]
     if is_many(inputs):
         exclude = scene_outputs(cfg.out)[0] if cfg.out else None
-        paths = [s.path for s in list_scenes(inputs, exclude=exclude)]
+        paths = [s.path for s in list_scenes(inputs, exclude=exclude, quiet=True)]
     first: tuple[str, list[int]] | None = None
     for path in paths:
         got = _band_numbers_of(path, names, sensor, cfg, setting)

@@ -26,10 +26,17 @@ def is_many(inputs: list[str]) -> bool:
 
 
 def list_scenes(
-    inputs: list[str], *, asset: str | None = None, asset_bands: list[str] | None = None, exclude: Path | None = None
+    inputs: list[str],
+    *,
+    asset: str | None = None,
+    asset_bands: list[str] | None = None,
+    exclude: Path | None = None,
+    quiet: bool = False,
 ) -> list[Scene]:
     """The scenes of a run, in a stable order, with unique output names; files under `exclude` (the output folder:
-    `embed archive/ --out archive/feats/` must not take its own outputs for scenes on a rerun) are left out."""
+    `embed archive/ --out archive/feats/` must not take its own outputs for scenes on a rerun) are left out, and so
+    are an earlier run's outputs a folder or glob finds (`_without_earlier_outputs`; `quiet`: without its warning,
+    for a second listing of the same inputs)."""
     if len(inputs) == 1 and is_stac(inputs[0]):
         return read_stac(str(inputs[0]), asset, asset_bands)
     if asset or asset_bands:
@@ -37,6 +44,7 @@ def list_scenes(
     paths = _scene_paths(inputs)
     if exclude is not None:
         paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
+    paths = _without_earlier_outputs(paths, inputs, quiet)
     names = _scene_names(paths)
     scenes = [Scene(name, str(p), None, p) for p, name in zip(paths, names)]
     if dup := sorted(n for n, c in Counter(names).items() if c > 1):
@@ -119,6 +127,47 @@ def _scene_names(paths: list[str]) -> list[str]:
     count = Counter(names)
     fmt = [Path(p.rstrip("/")).suffix.lstrip(".").lower() or "raster" for p in paths]  # "tif", "zarr", "vrt"
     return [f"{n}_{f}" if count[n] > 1 else n for f, n in zip(fmt, names)]
+
+
+def _without_earlier_outputs(paths: list[str], inputs: list[str], quiet: bool = False) -> list[str]:
+    """`paths` less the rasters a folder or glob found in an earlier run's output folder (one holding the
+    `catalog.json` geodino writes, or its stacked-asset VRTs below it), with one warning naming the folders: an
+    archive embedded to `archive/feats/` and again to `archive/feats2/` took the 192-band feature rasters of the
+    first run for scenes. A path named as an input is kept."""
+    import warnings
+
+    from geodino.embed.stac_items import CATALOG, MARK
+    from geodino.errors import plural
+
+    named = {str(Path(i).expanduser()) for i in inputs}
+    marked: dict[Path, bool] = {}
+
+    def ours(folder: Path) -> bool:
+        if folder not in marked:
+            try:
+                marked[folder] = MARK in (folder / CATALOG).read_text(errors="replace")
+            except OSError:
+                marked[folder] = False
+        return marked[folder]
+
+    kept, left = [], Counter[str]()
+    for p in paths:
+        here = Path(p)
+        found = None
+        if not (p.startswith("/vsi") or "://" in p or p in named):
+            found = next((f for f in (here.parent, here.parent.parent) if ours(f)), None)
+        if found is None:
+            kept.append(p)
+        else:
+            left[str(found)] += 1
+    if left and not quiet:
+        folders = ", ".join(f"{f} ({n})" for f, n in left.items())
+        warnings.warn(
+            f"left out {plural(sum(left.values()), 'raster')} of an earlier geodino embed output ({folders}: its "
+            f"{CATALOG} says so); to embed them as scenes, name the files",
+            stacklevel=3,
+        )
+    return kept
 
 
 def _inside(path: str, folder: Path) -> bool:

@@ -261,6 +261,22 @@ def test_outputs_inside_the_input_folder_are_not_scenes_and_pystac_is_named(tmp_
         read_stac(str(item_collection(tmp_path, [])), "image")
 
 
+def test_an_earlier_runs_output_folder_in_the_inputs_is_left_out_unless_named(tmp_path, conv_bb):
+    """`embed archive/ --out archive/feats/`, then `--out archive/feats2/`: the second run took feats/ (its
+    feature rasters and mosaic.vrt, 8 bands here, 192 for a ViT-S) for scenes and refused the band counts."""
+    from geodino.embed.scene_list import list_scenes
+
+    three_scenes(tmp_path / "scenes")
+    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=tmp_path / "scenes" / "feats", **OPTS)
+    with pytest.warns(UserWarning, match=r"left out 4 rasters of an earlier geodino embed output \(.*feats \(4\): "
+                      r"its catalog\.json says so\); to embed them as scenes, name the files"):  # fmt: skip
+        (mosaic,) = embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=tmp_path / "scenes" / "feats2", **OPTS)
+    assert read_all(mosaic)[4]["GEODINO_INPUT"] == "mosaic of 3 scenes"
+    named = list_scenes([str(tmp_path / "scenes"), str(tmp_path / "scenes" / "feats" / "a.tif")], quiet=True)
+    paths = sorted(Path(s.path).relative_to(tmp_path).as_posix() for s in named)
+    assert paths == ["scenes/a.tif", "scenes/b.tif", "scenes/c.tif", "scenes/feats/a.tif"], paths
+
+
 def test_resume_checks_the_settings_of_scenes_already_done(tmp_path, conv_bb, capsys):
     """A folder resumed with another backbone is refused before any scene is written (one line naming the scene
     and what differs), so per-scene rasters and the mosaic never mix two backbones."""
