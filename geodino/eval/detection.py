@@ -159,12 +159,21 @@ def load_detection_set(
     files = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
     pairs = [(f, b) for f in files if (b := match_boxes(f, table)) is not None]
     if not pairs:
+        shown = sorted(table)[:3]
+        keys = f" (they name {', '.join(shown)}{' ...' if len(table) > 3 else ''})" if shown else ""
+        which = (
+            f"image {files[0]} has no boxes"
+            if len(files) == 1
+            else f"none of the {len(files)} images in {', '.join(map(str, images))} (e.g. {files[0].name}) has boxes"
+        )
         raise InputError(
-            f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
+            f"{which} in {', '.join(map(str, boxes))}{keys}; annotation entries must name the images (file name or "
+            "stem)"
         )
     if not any(len(b.boxes) for _, b in pairs):  # every matched entry lists no object: nothing to train or score
         raise InputError(
-            f"the box annotations {list(boxes)} list no object for any of the images in {list(images)}; a detector "
+            f"the box annotations {', '.join(map(str, boxes))} list no object for any of the images in "
+            f"{', '.join(map(str, images))}; a detector "
             "needs objects to train and score on: check that these are the annotations of these images"
         )
     warn_unannotated([f for f in files if all(f != g for g, _ in pairs)], boxes)

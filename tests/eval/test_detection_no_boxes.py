@@ -61,3 +61,24 @@ def test_images_whose_entries_list_no_object_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"list no object for any of the images") as err:
         load_detection_set([str(tmp_path / "scene.tif")], [str(tmp_path / "boxes.csv")], DetectionProbeConfig(), None)
     assert "boxes.csv" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_boxes_of_other_images_name_both_sides_in_plain_paths(tmp_path):
+    """The line printed Python lists (`in ['/d/img'] has boxes in ['/d/b.csv']`) and no name of either side."""
+    from geodino.eval.detection import DetectionProbeConfig, load_detection_set
+    from tests.eval.test_detection import _scene
+
+    _scene(tmp_path)  # scene.tif
+    rows = "image_path,xmin,ymin,xmax,ymax,label\n" + "".join(f"tile_{i}.tif,1,1,5,5,tree\n" for i in range(4))
+    (tmp_path / "boxes.csv").write_text(rows)
+    with pytest.raises(InputError) as err:
+        load_detection_set([str(tmp_path / "scene.tif")], [str(tmp_path / "boxes.csv")], DetectionProbeConfig(), None)
+    assert str(err.value) == (
+        f"image {tmp_path / 'scene.tif'} has no boxes in {tmp_path / 'boxes.csv'} (they name tile_0.tif, tile_1.tif, "
+        "tile_2.tif ...); annotation entries must name the images (file name or stem)"
+    )
+    (tmp_path / "more").mkdir()
+    for name in ("a.tif", "b.tif"):
+        (tmp_path / "more" / name).write_bytes((tmp_path / "scene.tif").read_bytes())
+    with pytest.raises(InputError, match=r"^none of the 2 images in .*more \(e\.g\. a\.tif\) has boxes in "):
+        load_detection_set([str(tmp_path / "more")], [str(tmp_path / "boxes.csv")], DetectionProbeConfig(), None)
