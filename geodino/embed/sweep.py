@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,8 @@ class _Tiles:
     ready: torch.Tensor | None = None  # the backbone's input, when the reader prepared it (CPU inference)
     held: torch.Tensor | None = None  # the tensor `x` is a view of (pinned memory), for the copy to the device
     held_valid: torch.Tensor | None = None  # the tensor `valid` is a view of (pinned too: the mask crosses async)
+    slot: torch.Tensor | None = None  # the reader's pooled buffer `ready` is a view of (`Sweeper._ready`)
+    spare: np.ndarray | None = None  # a values array the reader may fill again (CPU order: `x` is read only there)
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -69,7 +70,9 @@ class _Tiles:
         if self.x is None or self.valid is None:
             shape, dtype = (self.size, *x.shape), x.dtype.newbyteorder("=")  # torch takes the machine's order only
             vshape = (self.size, *valid.shape)
-            if self.pin:
+            if self.spare is not None and self.spare.shape == shape and self.spare.dtype == dtype:
+                self.x, self.valid = self.spare, np.empty(vshape, bool)
+            elif self.pin:
                 self.held = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True)
                 self.held_valid = torch.empty(vshape, dtype=torch.bool, pin_memory=True)
                 self.x, self.valid = self.held.numpy(), self.held_valid.numpy()
@@ -88,7 +91,30 @@ class _Tiles:
             return self
         held = None if self.held is None else self.held[:n]
         held_valid = None if self.held_valid is None else self.held_valid[:n]
-        return _Tiles(n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held, held_valid)
+        return _Tiles(
+            n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held, held_valid, self.slot
+        )
+
+
+# raster dtypes a float32 tensor's `copy_` casts exactly as `.float()` does (the unsigned ones go through
+# `as_float32_on`, which widens them first)
+_COPY_CASTS = frozenset(
+    (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.float32, torch.float64)
+)
+
+
+def _mapped(shape: tuple[int, ...]) -> torch.Tensor:
+    """A float32 host tensor in its own anonymous memory map, outside malloc's arenas: a batch (19 MB for 6 x 3 x
+    512 x 512) made by the reader thread would land in that thread's arena, whose 64 MiB heaps hold three of them
+    at most beside the normaliser's temporaries, and the gaps they leave stay resident (an 8192 px sweep: its arena
+    220 MiB, half of it free). The map is returned to the system when the tensor goes."""
+    import mmap
+    import warnings
+
+    n = int(np.prod(shape))
+    with warnings.catch_warnings():  # torch warns that a buffer is not resizable: it never is resized here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.frombuffer(mmap.mmap(-1, max(n, 1) * 4), dtype=torch.float32, count=n).view(shape)
 
 
 class _Failure:
@@ -137,6 +163,9 @@ class Sweeper:
         # a CPU reader thread prepares the backbone's input; an accelerator gets the raw batch and prepares it there
         self.prep_in_reader = self.device.type == "cpu"
         self.pin = self.device.type == "cuda" and torch.cuda.is_available()
+        # the reader's float32 input buffers, given back by the main thread once a batch is blended (`_ready`)
+        self.free_inputs: queue.SimpleQueue[torch.Tensor] = queue.SimpleQueue()
+        self.input_buffers = 0  # buffers the pool allocated (bounded by the batches in flight, not the raster)
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
         # main-thread seconds per step of the sweep (see `time_line`), and the tiles that went through the backbone
         self.timing: dict[str, float] = dict.fromkeys(("forward", "waiting", "blending", "rows"), 0.0)
@@ -149,7 +178,17 @@ class Sweeper:
         import rasterio
 
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
-        new = partial(_Tiles, self.fill, self.pin)
+        spare: list[np.ndarray | None] = [None]  # CPU order: the last batch's values array, filled again
+
+        def new() -> _Tiles:
+            return _Tiles(self.fill, self.pin, spare=spare[0])
+
+        def ready(tiles: _Tiles) -> _Tiles:
+            x, prepared = tiles.x, self._ready(tiles)
+            if prepared.ready is not None and x is not None:  # prepared here: the main thread never reads values
+                spare[0], prepared.x = (x if x.base is None else x.base), None
+            return prepared
+
         grids = [(run, *plan.run_tiles(run)) for run in runs]  # the reads are asked for in this order, stacked in it
 
         def order() -> Iterator[tuple[int, int, int, int]]:  # the windows of every tile, in sweep order
@@ -177,9 +216,9 @@ class Sweeper:
                                     continue
                                 # stacked here, off the main thread; nodata is masked once, in `_input`
                                 if tiles.add(j, data, valid):
-                                    _put(out_q, ("batch", i, self._ready(tiles), skipped), stop)
+                                    _put(out_q, ("batch", i, ready(tiles), skipped), stop)
                                     tiles, skipped = new(), 0
-                            _put(out_q, ("batch", i, self._ready(tiles.trimmed()), skipped), stop)
+                            _put(out_q, ("batch", i, ready(tiles.trimmed()), skipped), stop)
                             _put(out_q, ("row_end", i, run, 0), stop)
             finally:
                 env.__exit__(None, None, None)
@@ -202,19 +241,56 @@ class Sweeper:
 
     # -- inference ----------------------------------------------------------------------------------------------
     def _ready(self, tiles: _Tiles) -> _Tiles:
-        """On a CPU, the batch's backbone input prepared here in the reader thread (`_input`), off the main thread."""
-        if self.prep_in_reader and tiles:
+        """On a CPU, the batch's backbone input prepared here in the reader thread (`_input`), off the main thread,
+        and copied into a buffer of a small pool the main thread gives back after blending (`_give_back`).
+
+        Handed on as they were made, the float32 batches (and the normaliser's) were allocated in the reader
+        thread's malloc arena and freed by the main thread, out of order, while that arena made more: glibc kept
+        the gaps in that arena (it never trims it under `heap_for_forward`'s thresholds): at 8192 px it held 410
+        MiB, 370 of them free, at the peak. Now the reader frees its temporaries itself, batch after batch, and the
+        batches in flight reuse the same few mapped buffers (`_mapped`)."""
+        if self.prep_in_reader and tiles and tiles.x is not None:
             with torch.inference_mode():
-                tiles.ready = self._input(tiles)
+                slot = self._slot(tiles.x.shape)
+                x = self._input(tiles, slot[: len(tiles)])
+                if (
+                    x.untyped_storage().data_ptr() != slot.untyped_storage().data_ptr()
+                    and x.shape == slot[: len(x)].shape
+                ):
+                    x = slot[: len(x)].copy_(x)  # the normaliser's new tensor: the same bits, back in the pool
+                tiles.slot, tiles.ready = slot, x
         return tiles
 
-    def _input(self, tiles: _Tiles) -> torch.Tensor:
+    def _slot(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A free pooled float32 buffer for a batch of `shape` (a new one when none is free: the pool grows to the
+        batches in flight, a handful, and no further), mapped on its own (`_mapped`)."""
+        try:
+            slot: torch.Tensor | None = self.free_inputs.get_nowait()
+        except queue.Empty:
+            slot = None
+        if slot is None or slot.shape[1:] != shape[1:] or slot.shape[0] < shape[0]:
+            slot = _mapped((max(self.fill, shape[0]), *shape[1:]))
+            self.input_buffers += 1
+        return slot
+
+    def _give_back(self, tiles: _Tiles) -> None:
+        """The batch's pooled buffer back to the reader (the main thread has blended its features)."""
+        if tiles.slot is not None:
+            slot, tiles.slot, tiles.ready = tiles.slot, None, None
+            self.free_inputs.put(slot)
+
+    def _input(self, tiles: _Tiles, out: torch.Tensor | None = None) -> torch.Tensor:
         """The backbone's input of a batch on the inference device: the values as read, copied there (in their own
         dtype), cast to float32, scaled to reflectance (`InputScale`), normalised, nodata pixels set to 0 (the
         backbone's mean). The one place nodata is masked: whatever value a nodata pixel holds (NaN included) is
-        replaced here. The same float32 operations in the same order as the numpy steps before them: same bits."""
+        replaced here. The same float32 operations in the same order as the numpy steps before them: same bits.
+        `out` (a host batch's pooled buffer, `_ready`) takes the float32 values where torch's copy casts as `.float()`
+        does, so scaling allocates nothing."""
         src = tiles.held if tiles.held is not None else torch.from_numpy(tiles.x)
-        x = as_float32_on(src, self.device, non_blocking=tiles.held is not None)
+        if out is not None and src.dtype in _COPY_CASTS and out.shape == src.shape:
+            x = out.copy_(src)
+        else:
+            x = as_float32_on(src, self.device, non_blocking=tiles.held is not None)
         x = self.bb.normalize(self.scale.apply_(x))  # in place: a float32 batch is this batch's own copy
         if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
             assert tiles.valid is not None  # set with the batch's first tile, as `full` is
@@ -293,6 +369,7 @@ class Sweeper:
                         feats = self._infer(payload)
                         t1 = clock()
                         band.add(i, payload, feats, self._weights)
+                        self._give_back(payload)
                         timing["forward"] += t1 - t
                         timing["blending"] += clock() - t1
                         self.tiles += len(payload)
