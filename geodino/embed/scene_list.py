@@ -131,11 +131,12 @@ def _scene_names(paths: list[str]) -> list[str]:
 
 def _without_earlier_outputs(paths: list[str], inputs: list[str], quiet: bool = False) -> list[str]:
     """`paths` less the rasters a folder or glob found in an earlier run's output folder (one holding the
-    `catalog.json` geodino writes, or its stacked-asset VRTs below it), with one warning naming the folders: an
+    `catalog.json` geodino writes, or its `stacked/` VRTs below it), with one warning naming the folders: an
     archive embedded to `archive/feats/` and again to `archive/feats2/` took the 192-band feature rasters of the
     first run for scenes. A path named as an input is kept."""
     import warnings
 
+    from geodino.embed.scene_stacks import STACKED
     from geodino.embed.stac_items import CATALOG, MARK
     from geodino.errors import plural
 
@@ -155,7 +156,10 @@ def _without_earlier_outputs(paths: list[str], inputs: list[str], quiet: bool = 
         here = Path(p)
         found = None
         if not (p.startswith("/vsi") or "://" in p or p in named):
-            found = next((f for f in (here.parent, here.parent.parent) if ours(f)), None)
+            # a stacked item's VRT lies one folder down (`OUT/stacked/`); a scene is not left out for a catalog
+            # two folders up (`--out project/` once, the scenes in project/scenes/)
+            up = (here.parent, here.parent.parent) if here.parent.name == STACKED else (here.parent,)
+            found = next((f for f in up if ours(f)), None)
         if found is None:
             kept.append(p)
         else:

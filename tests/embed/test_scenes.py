@@ -275,6 +275,15 @@ def test_an_earlier_runs_output_folder_in_the_inputs_is_left_out_unless_named(tm
     named = list_scenes([str(tmp_path / "scenes"), str(tmp_path / "scenes" / "feats" / "a.tif")], quiet=True)
     paths = sorted(Path(s.path).relative_to(tmp_path).as_posix() for s in named)
     assert paths == ["scenes/a.tif", "scenes/b.tif", "scenes/c.tif", "scenes/feats/a.tif"], paths
+    # a catalog two folders up (`--out project/` once) leaves the scenes below it alone; its stacked/ VRTs not
+    project = tmp_path / "project"
+    for sub in ("scenes", "stacked"):
+        (project / sub).mkdir(parents=True)
+        (project / sub / "s.tif").write_bytes((tmp_path / "scenes" / "a.tif").read_bytes())
+    (project / "catalog.json").write_text((tmp_path / "scenes" / "feats" / "catalog.json").read_text())
+    with pytest.warns(UserWarning, match=r"left out 1 raster of an earlier geodino embed output \(.*project \(1\)"):
+        kept = list_scenes([str(project)])
+    assert [Path(s.path).relative_to(project).as_posix() for s in kept] == ["scenes/s.tif"]
 
 
 def test_resume_checks_the_settings_of_scenes_already_done(tmp_path, conv_bb, capsys):
