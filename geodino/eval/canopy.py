@@ -361,7 +361,7 @@ def _read_pairs(
         train_data = load_pairs(cfg.train_images, cfg.train_chms, cfg, scaling)
     train_data = list(train_data)
     if val_data is None and cfg.val_images:
-        val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg, scaling)
+        val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg, scaling, ("val_images", "val_chms"))
     for s in [*train_data, *(val_data or [])]:
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', '')}")
     if val_data:

@@ -192,43 +192,18 @@ def load_pairs(
     chms: str | Sequence[str],
     cfg: CanopyProbeConfig,
     scaling: InputScaling | None = None,
+    keys: tuple[str, str] = ("train_images", "train_chms"),
 ) -> list[dict[str, Any]]:
-    """The image/CHM pairs of the given files, folders or globs, or of one (see `load_chm_pair`)."""
+    """The image/CHM pairs of the given files, folders or globs, or of one (see `load_chm_pair`), paired by name
+    over all entries, entry by entry where a name is in two places (`pairing.pair_entries`); `keys` name the
+    config keys in errors."""
     from geodino.config_lists import one_or_list
+    from geodino.eval.pairing import pair_entries
 
-    image_entries, chm_entries = one_or_list(images), one_or_list(chms)
-    imgs = dense.list_files(image_entries, dense.RASTER_SUFFIXES, "image")
-    chm_files = dense.list_files(chm_entries, dense.RASTER_SUFFIXES, "CHM")
-    pairs = pair_chms(imgs, chm_files)
-    twice = _chm_named_twice(pairs, chm_files)
-    if twice and len(image_entries) == len(chm_entries) > 1:  # entry by entry: the i-th CHMs of the i-th images
-        pairs = [
-            pair
-            for i, c in zip(image_entries, chm_entries)
-            for pair in pair_chms(
-                dense.list_files(i, dense.RASTER_SUFFIXES, "image"), dense.list_files(c, dense.RASTER_SUFFIXES, "CHM")
-            )
-        ]
-    elif twice:
-        raise InputError(
-            f"CHM name {twice[0].name} is in two places ({twice[0]}, {twice[1]}) and CHMs are paired with images by "
-            "name; list the image and CHM folders entry by entry, in the same order (train_images: [a/rgb, b/rgb], "
-            "train_chms: [a/chm, b/chm]), or rename them"
-        )
+    imgs = [dense.list_files(e, dense.RASTER_SUFFIXES, "image") for e in one_or_list(images)]
+    chm_files = [dense.list_files(e, dense.RASTER_SUFFIXES, "CHM") for e in one_or_list(chms)]
+    pairs = pair_entries(imgs, chm_files, pair_chms, keys, "CHM")
     return [load_chm_pair(i, c, cfg, scaling) for i, c in pairs]
-
-
-def _chm_named_twice(pairs: list[tuple[Path, Path]], chms: list[Path]) -> tuple[Path, Path] | None:
-    """Two CHM files of one stem, one of them paired by name with an image (`pair_chms` kept the last: the image's
-    own CHM, in another folder, was silently replaced), or None."""
-    first: dict[str, Path] = {}
-    for c in chms:
-        first.setdefault(c.stem, c)
-    paired = {c for img, c in pairs if any(c.stem == img.stem + s for s in CHM_SUFFIXES)}  # by name, not by order
-    for c in chms:
-        if c in paired and first[c.stem] != c:
-            return first[c.stem], c
-    return None
 
 
 def write_height_geotiff(heights: np.ndarray, ref: dense.Raster, path: Path, nodata: float = -9999.0) -> None:

@@ -13,6 +13,7 @@ from torch import Tensor
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.metrics import check_labels
+from geodino.eval.pairing import pair_entries
 from geodino.eval.scaling import InputScaling
 from geodino.eval.vector_masks import VECTOR_SUFFIXES, VectorMasks, is_vector_file
 
@@ -151,32 +152,6 @@ def file_spec(value: Any, key: str) -> str | list[str]:
     )
 
 
-def _repeated(entries: list[list[Path]]) -> Path | None:
-    """A file whose stem is also in another entry (folder, file or glob) of the list, or None."""
-    seen: dict[str, int] = {}
-    for i, files in enumerate(entries):
-        for f in files:
-            if seen.setdefault(f.stem, i) != i:
-                return f
-    return None
-
-
-def pair_entries(images: list[list[Path]], masks: list[list[Path]], keys: tuple[str, str]) -> list[tuple[Path, Path]]:
-    """Image/mask pairs of the listed entries: by name over all of them (`pair_masks`, as one folder), or entry by
-    entry (the i-th image entry with the i-th mask entry) where a name is in two entries of the images or of the
-    masks (LoveDA's Urban and Rural folders reuse names); refused in one line where the entries do not line up."""
-    repeated = _repeated(images) or _repeated(masks)
-    if repeated is None:
-        return pair_masks([f for files in images for f in files], [m for files in masks for m in files])
-    if len(images) == len(masks):
-        return [pair for imgs, msks in zip(images, masks) for pair in pair_masks(imgs, msks)]
-    raise InputError(
-        f"{repeated.name} ({repeated}) is named in two entries of {keys[0]} or {keys[1]}, and masks are paired "
-        f"with images by name; give {keys[1]} as many entries as {keys[0]} ({len(masks)} for {len(images)} now), "
-        "in the same order: the masks of each image entry"
-    )
-
-
 def load_folder(
     images: str | list[str],
     masks: str | list[str],
@@ -184,7 +159,8 @@ def load_folder(
     scaling: InputScaling | None = None,
     keys: tuple[str, str] = ("train_images", "train_masks"),
 ) -> dense.LazySamples:
-    """Image/mask pairs of two folders, files or globs, or lists of them (`pair_entries`), read when accessed
+    """Image/mask pairs of two folders, files or globs, or lists of them (by name over all entries, entry by entry
+    where a name is in two places: `pairing.pair_entries`), read when accessed
     (scaled by `scaling`, see `load_pair`); `keys` name the config keys in errors."""
     from geodino.config_lists import one_or_list
 
@@ -212,7 +188,7 @@ def load_folder(
                 f"({', '.join(VECTOR_SUFFIXES)}), not to mask images ({masks}); drop {key}"
             )
     msks = [dense.list_files(spec, dense.IMAGE_SUFFIXES, "mask") for spec in mask_entries]
-    pairs = pair_entries(listed, msks, keys)
+    pairs = pair_entries(listed, msks, pair_masks, keys, "mask")
     return dense.LazySamples(pairs, lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
 
 

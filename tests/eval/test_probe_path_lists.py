@@ -129,7 +129,9 @@ def test_segmentation_names_repeated_across_folders_pair_entry_by_entry(tmp_path
     cfg = SegmentationProbeConfig(num_classes=2)
     data = load_folder([str(urban[0]), str(rural[0])], [str(urban[1]), str(rural[1])], cfg)
     assert _pairs(data) == {"urban/0.png": 1, "urban/1.png": 1, "rural/0.png": 0, "rural/1.png": 0}
-    with pytest.raises(InputError, match=r"0_mask\.png .* is named in two entries of val_images or val_masks.*2 for 1"):
+    with pytest.raises(
+        InputError, match=r"mask name 0_mask\.png is in two places .*val_masks has 2 entries, val_images 1"
+    ):
         load_folder(str(urban[0]), [str(urban[1]), str(rural[1])], cfg, None, ("val_images", "val_masks"))
 
 
@@ -189,3 +191,43 @@ def test_canopy_pairs_a_name_of_two_sites_entry_by_entry(tmp_path: Path) -> None
     assert [round(float(p["target"][p["valid"]].mean())) for p in pairs] == [5, 20]
     with pytest.raises(InputError, match=r"CHM name plot_1_CHM\.tif is in two places .* entry by entry"):
         load_pairs([str(a[0]), str(b[0])], str(tmp_path / "*" / "chm" / "*.tif"), cfg)
+
+
+def test_one_glob_over_two_folders_of_one_name_is_refused_by_both_probes(tmp_path: Path) -> None:
+    """A glob over urban/ and rural/ (both with 0.png) as one entry: segmentation paired both images with the last
+    folder's mask, silently; canopy refused. Both now refuse in the same line, naming the entry that holds both."""
+    from geodino.eval.chm import load_pairs
+
+    for place, value in (("urban", 1), ("rural", 0)):
+        _folder(tmp_path / "seg" / place, ["0"], value)
+    _plot(tmp_path / "chm" / "a", "plot_1", 5.0)
+    _plot(tmp_path / "chm" / "b", "plot_1", 20.0)
+    seg = tmp_path / "seg" / "*"
+    with pytest.raises(InputError, match=r"^mask name 0_mask\.png is in two places \(.*; one entry holds both\) and "):
+        load_folder(str(seg / "img" / "*.png"), str(seg / "msk" / "*.png"), SegmentationProbeConfig(num_classes=2))
+    site = tmp_path / "chm" / "*"
+    with pytest.raises(
+        InputError, match=r"^CHM name plot_1_CHM\.tif is in two places \(.*; one entry holds both\) and "
+    ):
+        load_pairs(str(site / "rgb" / "*.tif"), str(site / "chm" / "*.tif"), CanopyProbeConfig())
+
+
+def test_both_probes_refuse_entries_that_do_not_line_up_in_one_line(tmp_path: Path) -> None:
+    """Two image entries of one name with one target entry: the same words from segmentation and canopy, naming
+    the keys as the user wrote them and both counts."""
+    from geodino.eval.chm import load_pairs
+
+    urban, rural = _folder(tmp_path / "urban", ["0"], 1), _folder(tmp_path / "rural", ["0"], 0, masks="other")
+    a, b = _plot(tmp_path / "a", "plot_1", 5.0), _plot(tmp_path / "b", "plot_1", 20.0)
+    (tmp_path / "b" / "chm" / "plot_1_CHM.tif").rename(tmp_path / "a" / "chm" / "plot_2_CHM.tif")
+    words = (
+        r"is in two places \(.*; {t} has 1 entry, {i} 2\) and {w}s are paired with images by name; list {i} and {t} "
+    )
+    with pytest.raises(
+        InputError, match="^image name 0.png " + words.format(t="train_masks", i="train_images", w="mask")
+    ):
+        load_folder([str(urban[0]), str(rural[0])], str(urban[1]), SegmentationProbeConfig(num_classes=2))
+    with pytest.raises(
+        InputError, match="^image name plot_1.tif " + words.format(t="val_chms", i="val_images", w="CHM")
+    ):
+        load_pairs([str(a[0]), str(b[0])], str(a[1]), CanopyProbeConfig(), None, ("val_images", "val_chms"))
