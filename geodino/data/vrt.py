@@ -18,7 +18,8 @@ bindings are often absent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -52,16 +53,8 @@ class SourceUnreadable(InputError):
         self.label, self.path, self.why = label, path, why
 
 
-_GDAL_TYPES = {
-    "uint8": "Byte",
-    "int8": "Int8",
-    "uint16": "UInt16",
-    "int16": "Int16",
-    "uint32": "UInt32",
-    "int32": "Int32",
-    "float32": "Float32",
-    "float64": "Float64",
-}
+_GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+               "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
 
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode", "gauss")
@@ -421,7 +414,9 @@ def _differ(infos: list[tuple], k: int, show: Callable[[Any], str], where: str, 
     return InputError(f"cannot stack {where or 'these files'}: different {what} ({listed}); {fix}")
 
 
-def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> tuple[str, list[str]]:
+def stack_files_xml(
+    sources: Sequence[tuple[str, str]], *, where: str = "", headers: Mapping[str, Any] | None = None
+) -> tuple[str, list[str]]:
     """The XML of a VRT stacking single-band `sources` ((label, path) pairs, in order) on the first one's grid.
 
     For one-band-per-asset STAC items (Sentinel-2, Landsat on Earth Search / Planetary Computer). Paths may be
@@ -433,7 +428,9 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
     QA_PIXEL). Sources of another CRS or data type, rotated grids and multi-band files are refused (one line
     naming them; `where` says whose sources, e.g. the STAC item). A source covering only part of the first one's
     grid gives the VRT a dataset mask, invalid where it has no data (`_coverage_mask`, as `data stack`).
-    Returns the XML and one note per resampled source ("swir16 20 m -> 10 m bilinear"). Only headers are read.
+    Returns the XML and one note per resampled source ("swir16 20 m -> 10 m bilinear"). Only headers are read;
+    `headers` (path -> an object with `crs`, `transform`, `width`, `height`, `count`, `dtypes`, `nodata`): those a
+    caller read already (`geodino embed --bbox` reads each item's first asset for its overlap test), not opened again.
     """
     import rasterio
 
@@ -443,7 +440,8 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
     infos = []
     for label, path in sources:
         try:
-            with rasterio.open(path) as src:
+            known = (headers or {}).get(path)
+            with rasterio.open(path) if known is None else contextlib.nullcontext(known) as src:
                 infos.append((label, str(path), src.crs, src.transform, src.width, src.height, src.count,
                               src.dtypes[0], src.nodata))  # fmt: skip
         except rasterio.errors.RasterioIOError as exc:

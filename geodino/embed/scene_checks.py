@@ -322,11 +322,12 @@ def _raster_header(path: str) -> SimpleNamespace | None:
 
 def _header_of(path: str, src: Any) -> SimpleNamespace:
     """The header fields of an open raster the checks read, kept once it is closed: its grid (`path`, `width`,
-    `height`, `crs`, `transform`: what `extent.meets_bbox` reads), `count`, and the `scales`/`offsets` it declares
-    (`geodino.data.rasters.declared_scaling`)."""
+    `height`, `crs`, `transform`: what `extent.meets_bbox` reads), `count`, the `scales`/`offsets` it declares
+    (`geodino.data.rasters.declared_scaling`), and `dtypes`/`nodata`, so a STAC item's first asset read by the
+    `--bbox` check is stacked into its VRT from this read (`scene_stacks.stack_sources`)."""
     return SimpleNamespace(
         path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform, count=src.count,
-        scales=src.scales, offsets=src.offsets,
+        scales=src.scales, offsets=src.offsets, dtypes=src.dtypes, nodata=src.nodata,
     )  # fmt: skip
 
 

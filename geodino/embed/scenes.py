@@ -116,7 +116,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     # --on-error skip: a scene whose header (or a stacked asset's) cannot be opened is skipped by the rank it falls
     # to (`_run_scenes`); the ranks' shares stay those of every scene listed, readable or not
     unreadable: dict[str, InputError] | None = {} if cfg.on_error == "skip" else None
-    scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say, unreadable=unreadable)
+    scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say, unreadable=unreadable, headers=grids)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     grids.update({s.name: vrt_grid(stacks[Path(s.path)]) for s in scenes if Path(s.path) in stacks})
     by_file = check_headers(scenes, cfg, unreadable, folder, grids)

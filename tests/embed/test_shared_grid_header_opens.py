@@ -91,7 +91,8 @@ def test_a_stacked_items_assets_are_opened_once(tmp_path, counted):
 def test_a_bbox_run_over_stacked_items_takes_the_left_out_first_items_grid_from_the_bbox_check(tmp_path, counted):
     """The bbox leaves out S2_0, whose cells S2_1 takes: S2_0's grid is its first asset's header as the bbox check
     read it (rasterio's CRS), S2_1's from its VRT text (the CRS parsed from WKT): the two compare equal, so S2_1 is
-    put on S2_0's cells. Only S2_1's first asset is read twice (bbox check, then its VRT); S2_0's other assets not."""
+    put on S2_0's cells. S2_1's VRT is made from the bbox check's read of its first asset (opened twice before:
+    bbox check, then its VRT); S2_0's other assets are not opened."""
     pytest.importorskip("pystac")
     from tests.embed.test_shared_grid_stac import archive
 
@@ -103,4 +104,9 @@ def test_a_bbox_run_over_stacked_items_takes_the_left_out_first_items_grid_from_
     run = {"backbone": bb, "out": tmp_path / "f", "asset": "red,green,blue", "scale": 1e-4, "bbox": box}
     embed_scenes(items, **run, **OPTS)
     assert given == {"S2_1": [8, 8]}
-    assert dict(opens) == {"S2_0_red.tif": 1, "S2_1_red.tif": 2, "S2_1_green.tif": 1, "S2_1_blue.tif": 1}
+    assert dict(opens) == {"S2_0_red.tif": 1, "S2_1_red.tif": 1, "S2_1_green.tif": 1, "S2_1_blue.tif": 1}
+    from geodino.data.vrt import stack_files_xml
+
+    # the VRT made from the bbox check's read is the one made by opening the assets
+    alone, _ = stack_files_xml([(b, str(tmp_path / "cogs" / f"S2_1_{b}.tif")) for b in ("red", "green", "blue")])
+    assert (tmp_path / "f" / "stacked" / "S2_1.vrt").read_text() == alone
