@@ -40,6 +40,7 @@ from geodino.eval.chm import (
     write_height_geotiff,
 )
 from geodino.eval.config_arg import probe_config
+from geodino.eval.data_splits import check_holdout
 from geodino.eval.head_training import (
     FeatureStore,
     extract,
@@ -144,6 +145,7 @@ class CanopyProbeConfig:
         settle_path_lists(self)  # CanopyProbeConfig(train_images="a.tif"): ["a.tif"], as in YAML
 
     def validate(self) -> None:
+        check_holdout("canopy", self)  # val_fraction in [0, 1): here, so every entry point checks it first
         if self.output not in OUTPUTS:
             raise ConfigError(f"canopy output={self.output!r} must be one of {', '.join(OUTPUTS)}")
         if self.loss not in ("l1", "silog"):

@@ -24,7 +24,6 @@ from geodino.backbones.device import weights_device
 from geodino.data.paths import RASTER_EXTS
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval.backbone_arg import probe_backbone
-from geodino.eval.data_splits import check_holdout
 from geodino.eval.head_training import Backbone, assert_frozen, extract, to_device, to_host
 from geodino.eval.head_training import FeatureStore as FeatureStore  # re-exported: tests use dense.FeatureStore
 from geodino.eval.label_budget import probe_budget
@@ -59,7 +58,6 @@ def start_probe(probe: str, cfg: Any, backbone: Any, out_dir: str | Path) -> tup
         raise ConfigError(f"run_{probe} takes a {want}, not a {given}; call run_{other} with it, or build a {want}")
     cfg.validate()
     probe_budget(probe, cfg.train_fraction)
-    check_holdout(probe, cfg)
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out_dir = Path(out_dir)
     make_dirs(out_dir)

@@ -26,6 +26,7 @@ from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of, warn_unannotated
 from geodino.eval.config_arg import probe_config
+from geodino.eval.data_splits import check_holdout
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
@@ -107,6 +108,7 @@ class DetectionProbeConfig:
         settle_path_lists(self)  # DetectionProbeConfig(train_images="a.tif"): ["a.tif"], as in YAML
 
     def validate(self) -> None:
+        check_holdout("detection", self)  # val_fraction in [0, 1): here, so every entry point checks it first
         if self.detector not in DETECTORS:
             raise ConfigError(f"detector={self.detector!r} must be one of {', '.join(DETECTORS)}")
         if len(self.anchor_sizes) != 5:

@@ -184,10 +184,7 @@ def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
     InputError that names `tasks.<name>.<key>` (`tasks.<name>.data`, with the split past train, for the named
     dataset's own errors). The file keys of a task fed by a named dataset are left to it, except `predict_images`."""
     from geodino.eval import dense
-    from geodino.eval.data_splits import check_holdout
 
-    if task_type != "classification":  # a dense probe's val_fraction, before the backbone loads
-        check_holdout(task_type, cfg)
     named = data if data is not None else getattr(cfg, "data", None)
     adapter = named is not None and bool(getattr(named, "name", ""))
     if adapter:  # its folder, layout, bands and splits: one line naming the task's data key (the folder alone did not)

@@ -28,6 +28,7 @@ from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.config_arg import probe_config
+from geodino.eval.data_splits import check_holdout
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_outputs import image_paths
 from geodino.eval.head_training import (
@@ -119,6 +120,7 @@ class SegmentationProbeConfig:
             setattr(self, key, file_spec(getattr(self, key), key))
 
     def validate(self) -> None:
+        check_holdout("segmentation", self)  # val_fraction in [0, 1): here, so every entry point checks it first
         # train_fraction is checked by run_segmentation (a suite checks it first, naming tasks.<name>.train_fraction)
         if self.head not in HEADS:
             raise ConfigError(f"segmentation head={self.head!r} must be one of {', '.join(HEADS)}")

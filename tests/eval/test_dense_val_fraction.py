@@ -53,3 +53,27 @@ def test_python_callers_get_the_same_line(images):
     cfg.epochs, cfg.crop_size, cfg.plots, cfg.progress = 1, 32, 0, False
     with pytest.warns(UserWarning):  # a head this short is barely trained
         assert "mIoU" in run_segmentation(SPEC, cfg, images / "out")
+
+
+@pytest.mark.parametrize("probe", ["canopy", "detection", "segmentation"])
+def test_each_dense_config_checks_its_hold_out_in_validate(probe):
+    """The check's one home is the config's `validate` (it was called from `start_probe` and from the suite's input
+    check instead), so whatever validates a config refuses the value, with the same line."""
+    from geodino.eval.canopy import CanopyProbeConfig
+    from geodino.eval.detection import DetectionProbeConfig
+
+    schema = {"canopy": CanopyProbeConfig, "detection": DetectionProbeConfig, "segmentation": SegmentationProbeConfig}
+    cfg = schema[probe](val_fraction=1.5)
+    with pytest.raises(ConfigError, match=rf"^{probe} val_fraction=1\.5 must be >= 0 and < 1 \(the share"):
+        cfg.validate()
+
+
+def test_reading_a_suite_refuses_it_with_its_task_key(tmp_path):
+    """Reading the suite (`parse_tasks`, which validates each task's config) refuses it, naming tasks.<name>.<key>:
+    the suite's input check no longer needs its own call."""
+    from geodino.config import load_config
+    from geodino.eval.runner import SuiteConfig, parse_tasks
+
+    cfg = load_config(SuiteConfig, None, ["backbone=x", "tasks.c.type=canopy", "tasks.c.val_fraction=1.5"])
+    with pytest.raises(ConfigError, match=r"^tasks\.c\.val_fraction=1\.5 must be >= 0 and < 1"):
+        parse_tasks(cfg, tmp_path)
