@@ -22,7 +22,7 @@ from geodino.config_lists import comma_list, text_lists
 from geodino.config_none import none_word
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
-from geodino.config_value_words import value_words
+from geodino.config_value_words import field_type, value_words
 from geodino.errors import ConfigError, plural
 
 if TYPE_CHECKING:
@@ -346,7 +346,8 @@ def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
                 f"config key {key!r} in {where} is a list but is given as text{shown}: write it in brackets, "
                 f"{key.rsplit('.', 1)[-1]}: [a, b], or one '- item' per line"
             ) from exc
-        raise ConfigError(f"config key {key!r} in {where} has a bad value: {value_words(msg, str(key))}") from exc
+        words = value_words(msg, str(key), field_type(exc))
+        raise ConfigError(f"config key {key!r} in {where} has a bad value: {words}") from exc
     except OmegaConfBaseException as exc:
         msg = str(exc).strip().splitlines()[0]
         raise ConfigError(f"config in {where} cannot be used: {msg}") from exc

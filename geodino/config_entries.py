@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from geodino.config_value_words import value_words
+from geodino.config_value_words import field_type, value_words
 from geodino.errors import ConfigError
 
 INDEX = re.compile(r"\[(\d+)\]")
@@ -54,5 +54,6 @@ def update_entry(cfg: Any, dotted: str, value: Any, schema: type, where: str) ->
         # OmegaConf's later lines (`full_key: ...`, `object_type=...`) repeat the key this line names
         msg = str(exc).strip().splitlines()[0]
         key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted)
-        raise ConfigError(f"config key {key!r} in {where} has a bad value: {value_words(msg, str(key))}") from exc
+        words = value_words(msg, str(key), field_type(exc))
+        raise ConfigError(f"config key {key!r} in {where} has a bad value: {words}") from exc
     return cfg

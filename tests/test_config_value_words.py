@@ -4,6 +4,10 @@ not be converted to Integer"."""
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
+from typing import Union
+
 import pytest
 
 from geodino import cli
@@ -48,3 +52,39 @@ def test_the_cli_line(tmp_path, capsys):
         "geodino: error: config key 'mask_column' in tasks.s has a bad value: a list (['a', 'b']) where one text "
         "value goes; give one, e.g. mask_column: NAME"
     ), err
+
+
+class Point(enum.Enum):
+    """An enum whose name holds "int": the hint text 'Union[Point, bool]' was read as a number key."""
+
+    centre = 1
+    corner = 2
+
+
+@dataclass
+class _Keys:
+    where: Union[Point, bool] = True  # noqa: UP007 (OmegaConf reads typing.Union)
+    size: Union[int, float] = 256  # noqa: UP007
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ({"where": "middle"}, "bad value: Value 'middle' is not one of centre, corner or true or false"),
+        ({"size": "big"}, "bad value: Value 'big' is not a number; give one, e.g. size: 256"),
+    ],
+)
+def test_a_union_key_is_said_by_its_declared_types_not_by_letters_of_its_name(data, line):
+    with pytest.raises(ConfigError) as info:
+        from_mapping(_Keys, data, "k.yaml")
+    assert str(info.value).endswith(line), str(info.value)
+
+
+def test_the_words_come_from_the_type_not_the_hint_text():
+    from geodino.config_value_words import value_words
+
+    msg = "Value 'x' of type 'str' is incompatible with type hint 'Union[Point, bool]'"
+    assert value_words(msg, "k", Union[Point, bool]) == "Value 'x' is not one of centre, corner or true or false"  # noqa: UP007
+    assert value_words(msg, "k", None) == "Value 'x' is not a Union[Point, bool]"  # no type: OmegaConf's hint
+    whole = "Value 'x' of type 'str' is incompatible with type hint 'Optional[int]'"
+    assert value_words(whole, "a.n", Union[int, None]) == "Value 'x' is not a whole number; give one, e.g. n: 3"  # noqa: UP007
