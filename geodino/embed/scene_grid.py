@@ -16,7 +16,7 @@ from typing import Any
 
 from geodino.embed.stac import Scene
 
-__all__ = ["grid_offsets", "offset_on", "vrt_grid"]
+__all__ = ["grid_offsets", "offset_on", "reference_scene", "scene_grid", "vrt_grid"]
 
 _WHOLE = 1e-3  # an origin this close to a whole number of pixels (in pixels) is on the pixel grid
 
@@ -33,6 +33,25 @@ def offset_on(t0: Any, t: Any, patch: int) -> tuple[int, int] | None:
     if abs(kx - round(kx)) > _WHOLE or abs(ky - round(ky)) > _WHOLE:
         return None
     return round(kx) % patch, round(ky) % patch
+
+
+def scene_grid(scene: Scene, grids: Mapping[str, Any] | None = None) -> Any:
+    """`crs` and `transform` of a scene as the checks read it (`grids`: name -> header, None when unreadable), else
+    opened here (`_grid`); None for a cube or a header that does not open."""
+    return grids[scene.name] if grids is not None and scene.name in grids else _grid(scene)
+
+
+def reference_scene(
+    scenes: list[Scene], *, skip: Iterable[str] = (), grids: Mapping[str, Any] | None = None
+) -> tuple[Scene, Any] | None:
+    """The first readable scene listed with a grid (not a cube) and its grid (`scene_grid`): the one whose cells the
+    scenes of its pixel grid share, unless the output folder records other cells (`scene_grid_file`)."""
+    left = set(skip)
+    for s in scenes:
+        head = None if s.name in left else scene_grid(s, grids)
+        if head is not None:
+            return s, head
+    return None
 
 
 def _grid(scene: Scene) -> SimpleNamespace | None:
@@ -72,6 +91,7 @@ def grid_offsets(
     skip: Iterable[str] = (),
     grids: Mapping[str, Any] | None = None,
     wanted: Iterable[str] | None = None,
+    reference: tuple[Any, Any] | None = None,
 ) -> dict[str, list[int]]:
     """Scene name -> `grid_offset` for the scenes that share the first readable scene's CRS and pixel grid but not
     its cells; the others (the first scene, scenes on its cells, scenes that cannot share them) are left out and
@@ -81,25 +101,25 @@ def grid_offsets(
 
     `grids`: the headers the run's checks already read (name -> an object with `crs` and `transform`; None:
     unreadable), so no header is opened twice; only the others are opened here. `wanted`: the scenes to give an
-    offset (this rank's; default all): scenes listed after the first readable one and not wanted are not read."""
+    offset (this rank's; default all): scenes listed after the first readable one and not wanted are not read.
+    `reference`: (CRS, transform) of the cells to share, when not the first readable scene's: those the output
+    folder records (`scene_grid_file.shared_grid`), so ranks and resumes that see another first scene agree."""
     left = set(skip)
-    known = dict(grids or {})
     want = None if wanted is None else set(wanted)
-    offsets: dict[str, list[int]] = {}
-    first: tuple[Any, Any] | None = None
-    for s in scenes:
-        if s.name in left or (first is not None and want is not None and s.name not in want):
-            continue
-        head = known[s.name] if s.name in known else _grid(s)
-        if head is None:
-            continue
-        grid = head.crs, head.transform
+    if reference is None:
+        first = reference_scene(scenes, skip=left, grids=grids)
         if first is None:
-            first = grid
+            return {}
+        reference = first[1].crs, first[1].transform
+    crs, t0 = reference
+    offsets: dict[str, list[int]] = {}
+    for s in scenes:
+        if s.name in left or (want is not None and s.name not in want):
             continue
-        if grid[0] != first[0]:
+        head = scene_grid(s, grids)
+        if head is None or head.crs != crs:
             continue
-        off = offset_on(first[1], grid[1], patch)
+        off = offset_on(t0, head.transform, patch)
         if off is not None and off != (0, 0):
             offsets[s.name] = list(off)
     return offsets

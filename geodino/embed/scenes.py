@@ -48,11 +48,12 @@ from geodino.embed.scene_checks import (
     refuse_existing,
 )
 from geodino.embed.scene_grid import grid_offsets, vrt_grid
+from geodino.embed.scene_grid_file import forget_grid, shared_grid
 from geodino.embed.scene_list import is_many, list_scenes
 from geodino.embed.scene_mosaic import MOSAIC, write_mosaic, write_scene_catalog
 from geodino.embed.scene_stacks import STACKED, stack_sources
 from geodino.embed.stac import Scene
-from geodino.errors import ConfigError, InputError, plural
+from geodino.errors import ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 
 if TYPE_CHECKING:
@@ -132,9 +133,16 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
         refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    # scenes of the first scene's pixel grid embedded on its cells (upsampled output is on the pixel grid already)
-    patch, wanted = int(bb.patch_size), [s.name for s in mine]
-    offsets = {} if cfg.upsample else grid_offsets(listed, patch, skip=unreadable or {}, grids=grids, wanted=wanted)
+    # scenes of the first scene's pixel grid embedded on its cells (upsampled output is on the pixel grid already):
+    # the cells the output folder records, or those of this run's first readable scene, recorded for later ranks
+    patch, wanted, offsets, shared = int(bb.patch_size), [s.name for s in mine], {}, None
+    if not cfg.upsample:
+        shared = shared_grid(
+            folder, listed, patch, outputs=outs.values(), skip=unreadable or {}, grids=grids, overwrite=cfg.overwrite
+        )
+        if shared is not None:
+            ref = shared.crs, shared.transform
+            offsets = grid_offsets(listed, patch, skip=unreadable or {}, grids=grids, wanted=wanted, reference=ref)
     scene_cfg = {
         s.name: dataclasses.replace(
             cfg,
@@ -149,9 +157,13 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         for s in mine
     }
     with contextlib.ExitStack() as locks:  # on any exit (a refused check too), the locks the checks hold are freed
-        return _run_scenes(
-            scenes, mine, stacks, outs, scene_cfg, folder, mosaic, cfg, bb, console, locks, unreadable or {}
-        )
+        try:
+            return _run_scenes(
+                scenes, mine, stacks, outs, scene_cfg, folder, mosaic, cfg, bb, console, locks, unreadable or {}
+            )
+        except GeoDinoError:  # refused before any scene was written: no cell grid record left behind
+            forget_grid(folder, shared, outs.values())
+            raise
 
 
 def _run_scenes(

@@ -60,6 +60,7 @@ def test_a_scene_whose_header_cannot_be_opened_is_skipped_and_resume_retries_it(
         "c.stac.json",
         "c.tif",
         "catalog.json",
+        "cell_grid.json",  # the cells the scenes share (scene_grid_file)
         "mosaic.vrt",
     ]
     alone = embed_raster(files["c"], conv_bb, tmp_path / "alone.tif", **OPTS)  # the others complete, as alone

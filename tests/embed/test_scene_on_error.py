@@ -54,6 +54,7 @@ def test_a_scene_cut_short_is_skipped_recorded_and_left_out(tmp_path, conv_bb):
         "c.stac.json",
         "c.tif",
         "catalog.json",
+        "cell_grid.json",  # the cells the scenes share (scene_grid_file)
         "mosaic.vrt",
     ]  # no b.tif, no .b.tif.partial, no b.stac.json, no lock left
     record = json.loads((out / "b.skipped.json").read_text())

@@ -96,7 +96,8 @@ def test_a_killed_run_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypat
     with pytest.raises(KeyboardInterrupt):
         embed_scenes(glob, backbone=conv_bb, out=out, **opts)
     monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
-    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.stac.json", "a.tif"]  # a: done, with its item
+    left = sorted(p.name for p in out.iterdir())  # a: done, with its item; the cells the scenes share
+    assert left == [".b.tif.partial", "a.stac.json", "a.tif", "cell_grid.json"]
     with pytest.raises(InputError, match=r"2 of 3 scene outputs already exist .*pass --resume"):
         embed_scenes(glob, backbone=conv_bb, out=out, **opts)
     a_time = (out / "a.tif").stat().st_mtime_ns
@@ -134,7 +135,8 @@ def test_a_resumed_folder_prepares_each_scene_once(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         embed_scenes(tmp_path / "scenes", backbone=bb, out=out, **opts)
     monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
-    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.stac.json", "a.tif"]  # a: done, with its item
+    left = sorted(p.name for p in out.iterdir())  # a: done, with its item; the cells the scenes share
+    assert left == [".b.tif.partial", "a.stac.json", "a.tif", "cell_grid.json"]
     prepared: Counter[str] = Counter()
 
     def prepare(inp, *a):  # a run opens its input (a source) before it loads the backbone, then prepares it
@@ -156,9 +158,11 @@ def test_ranks_split_scenes_and_the_last_writes_the_mosaic(tmp_path, conv_bb):
     listing.write_text("# scenes\n" + "\n".join(f"scenes/{p.name}" for p in scenes.values()) + "\n")
     out = tmp_path / "feats" / "all.vrt"
     assert embed_scenes(listing, backbone=conv_bb, out=out, world_size=2, rank=0, **OPTS) == []
-    assert sorted(p.name for p in out.parent.iterdir()) == ["a.stac.json", "a.tif", "c.stac.json", "c.tif"]  # 0, 2
+    made = sorted(p.name for p in out.parent.iterdir())
+    assert made == ["a.stac.json", "a.tif", "c.stac.json", "c.tif", "cell_grid.json"]  # 0, 2; the shared cells
     assert embed_scenes(listing, backbone=conv_bb, out=out, world_size=2, rank=1, **OPTS) == [out]
     names = ["a.stac.json", "a.tif", "all.vrt", "b.stac.json", "b.tif", "c.stac.json", "c.tif", "catalog.json"]
+    names.append("cell_grid.json")  # the cells the scenes share, recorded by rank 0
     assert sorted(p.name for p in out.parent.iterdir()) == names  # each scene's STAC item; the last rank's catalog
 
 

@@ -363,7 +363,7 @@ def test_a_refused_or_killed_run_leaves_no_item(tmp_path, conv_bb, monkeypatch):
     monkeypatch.setattr(writers, "store_to_cog", second_killed)
     with pytest.raises(KeyboardInterrupt):
         embed_scenes(items, backbone=conv_bb, out=tmp_path / "feats", asset="red,green,blue", scale=1e-4, **OPTS)
-    names = sorted(p.name for p in (tmp_path / "feats").iterdir() if p.suffix == ".json")
+    names = sorted(p.name for p in (tmp_path / "feats").iterdir() if p.name.endswith(".stac.json"))
     assert names == ["S2_0.stac.json"]
 
 
