@@ -3,7 +3,8 @@ runs them (`embed_scenes`); the scenes are listed by `scene_list`, checked by `s
 by `scene_stacks`, and the mosaic and catalog written by `scene_mosaic`.
 
 Each scene gets its own feature raster `OUT/<scene>.tif` (computed by `embed_raster` on the scene's own grid, or
-on the first scene's cells when it shares that scene's CRS and pixel grid: `geodino.embed.scene_grid`), then a
+on the first scene's cells when it shares that scene's CRS and pixel grid: `geodino.embed.scene_grid`; those cells
+are recorded in `OUT/cell_grid.json` for later ranks and resumes: `scene_grid_file`), then a
 VRT mosaic of them (`OUT/mosaic.vrt`, or one per CRS `OUT/mosaic_EPSG_32633.vrt` when the scenes span several) that
 carries the feature rasters' metadata, so QGIS, rasterio and the `geodino embed` products read it
 like one feature raster.
