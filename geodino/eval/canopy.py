@@ -384,7 +384,7 @@ def _tiles(
         raise InputError(
             f"only {n} canopy tile of {crop} px; give val_images/val_chms or lower crop_size to hold tiles out"
         )
-    keep, tile_split = dense.holdout_indices(n, cfg.val_fraction, cfg.seed)
+    keep, tile_split = dense.holdout_indices(n, cfg.val_fraction, cfg.seed, "canopy")
     return {k: v[keep] for k, v in tiles.items()}, {k: v[tile_split] for k, v in tiles.items()}, tile_split
 
 

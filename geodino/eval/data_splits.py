@@ -43,7 +43,8 @@ def check_split_keys(cfg: Any) -> None:
 def check_holdout(probe: str, cfg: Any) -> None:
     """Refuse a dense probe's `val_fraction` no hold-out is made with, naming the key: outside [0, 1) (1.5 held out
     all tiles but one and scored the head on them, 'IoU nan' for classes the single training tile lacked; -0.1 held
-    out one). 0 holds out one image or tile (`dense.holdout_indices`: at least one) when no val_images are given."""
+    out one), and 0 where the config's own training files are read without val_images (`no_holdout_line`: it
+    held out one tile all the same, unsaid). Each dense probe config's `validate` calls it."""
     value = getattr(cfg, "val_fraction", None)
     if value is None or isinstance(value, bool):
         return
@@ -53,6 +54,25 @@ def check_holdout(probe: str, cfg: Any) -> None:
             f"{probe} val_fraction={cfg.val_fraction} must be >= 0 and < 1 (the share of the training data held out "
             "for validation when no val_images are given), e.g. 0.2"
         )
+    named = getattr(getattr(cfg, "data", None), "name", "")  # a named dataset brings its own validation split
+    if value == 0 and getattr(cfg, "train_images", None) and not getattr(cfg, "val_images", None) and not named:
+        raise ConfigError(no_holdout_line(probe))
+
+
+VAL_LABELS = {"segmentation": "val_masks", "canopy": "val_chms", "detection": "val_boxes"}
+"""The key of each dense probe's validation labels, beside val_images."""
+
+
+def no_holdout_line(probe: str) -> str:
+    """The one line refusing `val_fraction: 0` without validation data: nothing would be left to score the probe
+    on, and scores of the training data would read as validation scores."""
+    from geodino.user_keys import user_key
+
+    images, labels = user_key("val_images"), user_key(VAL_LABELS.get(probe, "val_labels"))
+    return (
+        f"{probe} val_fraction=0 holds no training data out and no {images} are given, so there is nothing to score "
+        f"the probe on; set val_fraction above 0 (e.g. 0.2) to hold that share out, or give {images} and {labels}"
+    )
 
 
 def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:

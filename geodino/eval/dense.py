@@ -373,8 +373,14 @@ class Subset:
         return self.data[self.indices[i]]
 
 
-def holdout_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """A seeded (train, val) split of positions 0..n-1 holding out `fraction` of them (at least one, not all)."""
+def holdout_indices(n: int, fraction: float, seed: int, probe: str) -> tuple[list[int], list[int]]:
+    """A seeded (train, val) split of positions 0..n-1 holding out `fraction` of them (at least one, not all).
+    A `fraction` of 0 is refused (`no_holdout_line`, for data given in Python past the config's check): it held
+    out one all the same."""
+    if fraction <= 0:
+        from geodino.eval.data_splits import no_holdout_line
+
+        raise ConfigError(no_holdout_line(probe))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = min(n - 1, max(1, round(fraction * n)))
     return sorted(order[n_val:]), sorted(order[:n_val])
@@ -388,7 +394,7 @@ def split_samples(data: Any, fraction: float, seed: int, what: str) -> tuple[Sub
             f"{what} needs validation data: set the val_* keys, or give at least two training images so that "
             "val_fraction of them can be held out"
         )
-    train, val = holdout_indices(n, fraction, seed)
+    train, val = holdout_indices(n, fraction, seed, what)
     return Subset(data, train), Subset(data, val)
 
 

@@ -436,7 +436,7 @@ def _training_units(
             raise InputError(
                 f"only {len(tiles)} detection tile of {cfg.tile_size} px; give val_images/val_boxes or lower tile_size"
             )
-        keep, held = dense.holdout_indices(len(tiles), cfg.val_fraction, cfg.seed)
+        keep, held = dense.holdout_indices(len(tiles), cfg.val_fraction, cfg.seed, "detection")
         val_tiles = [tiles[i] for i in held]
         train_units: Any = [tiles[i] for i in keep]
         sources = [sources[i] for i in keep]

@@ -8,6 +8,7 @@ import pytest
 
 from geodino import cli
 from geodino.errors import ConfigError
+from geodino.eval import dense
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
 from tests import helpers
 from tests.embed.conftest import random_image
@@ -77,3 +78,44 @@ def test_reading_a_suite_refuses_it_with_its_task_key(tmp_path):
     cfg = load_config(SuiteConfig, None, ["backbone=x", "tasks.c.type=canopy", "tasks.c.val_fraction=1.5"])
     with pytest.raises(ConfigError, match=r"^tasks\.c\.val_fraction=1\.5 must be >= 0 and < 1"):
         parse_tasks(cfg, tmp_path)
+
+
+@pytest.mark.parametrize(("probe", "labels"), [("canopy", "val_chms"), ("detection", "val_boxes")])
+def test_a_zero_hold_out_without_validation_data_is_refused(probe, labels):
+    """val_fraction: 0 without val_images held out one tile all the same and scored the probe on it, unsaid;
+    it is refused in one line saying both ways out. With val_images, 0 is what it says (nothing held out)."""
+    from geodino.eval.canopy import CanopyProbeConfig
+    from geodino.eval.detection import DetectionProbeConfig
+
+    schema = CanopyProbeConfig if probe == "canopy" else DetectionProbeConfig
+    line = (
+        rf"^{probe} val_fraction=0 holds no training data out and no val_images are given, so there is nothing to "
+        rf"score the probe on; set val_fraction above 0 \(e\.g\. 0\.2\) to hold that share out, or give val_images "
+        rf"and {labels}$"
+    )
+    with pytest.raises(ConfigError, match=line):
+        schema(train_images=["a.tif"], val_fraction=0.0).validate()
+    schema(train_images=["a.tif"], val_images=["b.tif"], val_fraction=0.0).validate()
+    schema(val_fraction=0.0).validate()  # no files of its own: data given in Python, checked where it is split
+    with pytest.raises(ConfigError, match=line):
+        dense.holdout_indices(8, 0.0, 0, probe)
+
+
+def test_the_cli_refuses_a_zero_hold_out_before_the_backbone_loads(images, capsys, monkeypatch):
+    monkeypatch.setattr("geodino.backbones.load_backbone", lambda *a, **k: pytest.fail("backbone loaded"))
+    args = ["probe", "-b", SPEC, "-o", str(images / "out"), "--no-progress", "tasks.s.type=segmentation"]
+    keys = [f"tasks.s.train_images={images / 'img'}", f"tasks.s.train_masks={images / 'msk'}"]
+    assert cli.main([*args, *keys, "tasks.s.num_classes=2", "tasks.s.val_fraction=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("geodino: error: tasks.s.val_fraction=0 holds no training data out and no "), err
+    assert "give tasks.s.val_images and tasks.s.val_masks" in err and "\n" not in err, err
+
+
+def test_python_data_without_validation_is_refused_where_it_is_split(images):
+    """Samples given in Python (no train_images in the config) reach the split; 0 is refused there."""
+    from geodino.eval.segmentation_data import load_folder
+
+    cfg = SegmentationProbeConfig(num_classes=2, val_fraction=0.0)
+    data = load_folder(str(images / "img"), str(images / "msk"), cfg)
+    with pytest.raises(ConfigError, match=r"^segmentation val_fraction=0 holds no training data out"):
+        run_segmentation(SPEC, cfg, images / "out", train_data=data)
