@@ -22,6 +22,7 @@ from geodino.models.checkpoints import (
     weights_to_bands,
 )
 from geodino.models.checkpoints.normalization import band_resolver, check_normalization, select_normalization
+from geodino.models.checkpoints.save import refuse_sidecar_name
 
 __all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
 
@@ -119,6 +120,8 @@ def convert_checkpoint(
             f"model.safetensors), not a {suffix} file; name the folder without a suffix, e.g. "
             f"{Path(dst).with_suffix('')}"
         )
+    if dst_layout != "hf":  # before the (possibly large) input is read
+        refuse_sidecar_name(dst)
     weights = read_backbone_weights(src, which=which)  # refuses a `which` for a file holding one backbone
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(

@@ -13,12 +13,33 @@ from typing import Any
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError
-from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, export_stem, heads_path, write_heads
+from geodino.models.checkpoints.files import (
+    HEADS_SUFFIX,
+    SAFETENSORS_CONFIG_KEY,
+    export_stem,
+    heads_path,
+    write_heads,
+)
 from geodino.models.checkpoints.keymap import LOCAL_NORM_KEY
 from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, to_json
 from geodino.models.checkpoints.reproducible import save_safetensors_file, save_torch
 
-__all__ = ["export_paths", "save_backbone", "save_export", "save_pth", "save_safetensors"]
+__all__ = ["export_paths", "refuse_sidecar_name", "save_backbone", "save_export", "save_pth", "save_safetensors"]
+
+
+def refuse_sidecar_name(path: str | Path, shown: str | Path | None = None) -> None:
+    """One line for a backbone `.pth` named `X.heads.pth`: that is the sidecar name of `X.pth`, which every reader
+    of `X.pth` opens for its build kwargs and normalisation record (a backbone written there replaced the record of
+    an export X with `--overwrite`, and sat beside an official `X.pth` as its sidecar). `shown`: the name the user
+    gave (`export CKPT X.heads` writes X.heads.pth)."""
+    p = Path(path)
+    if p.name.lower().endswith(HEADS_SUFFIX):
+        base = p.name[: -len(HEADS_SUFFIX)]
+        raise ConfigError(
+            f"output {shown or path}: a backbone named {p.name} takes the name of the heads sidecar that geodino "
+            f"reads beside {base}.pth (its build kwargs and normalisation); name it without '.heads', "
+            f"e.g. {p.with_name(base + '_backbone.pth')}"
+        )
 
 
 def _state_of(obj: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -120,6 +141,8 @@ def save_backbone(
     norm = check_normalization(normalization, str(path))
     if layout not in ("official", "hf", "timm"):
         raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
+    if layout != "hf":  # an HF folder has no sidecar
+        refuse_sidecar_name(path)
     make_dirs(path.parent)  # the lock file sits beside the output
     # one writer at a time per name (as `save_export`, whose lock it is for X.pth and X.safetensors): two converts
     # onto one name at once could leave the weights of one beside the `.heads.pth` sidecar of the other
@@ -192,6 +215,7 @@ def export_paths(out: str | Path) -> tuple[Path, Path, Path]:
     """(`X.pth`, `X.safetensors`, `X.heads.pth`) for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
     stem = export_stem(out)
     pth = stem.with_name(stem.name + ".pth")
+    refuse_sidecar_name(pth, out)
     return pth, stem.with_name(stem.name + ".safetensors"), heads_path(pth)
 
 
