@@ -159,7 +159,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "the official 4-student recipe on 296 GPUs under srun; tests/train/test_distill_srun.py checks the srun "
         "variables and tests/train/test_distill_subgroups.py the subgroups"
     ),
-    G + "distill --config configs/distill/vitl_to_vits.yaml": ConfigOnly("trains a random ViT-L teacher's heads and distils it for 30 steps on generated tiles: minutes on 2 cores; the same loop runs in the teacher.spec=... command below"),
+    G + "distill --config configs/distill/vitl_to_vits.yaml": ConfigOnly("trains a random ViT-L teacher's heads and distils it for 30 steps on generated tiles: ~45 min on 2 shared cores; the same loop runs in the teacher.spec=... command below"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=weights/dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth 'data.sources=[{type: raster, paths: [/data/naip/], sensor: naip, tile_size: 300}]' 'crops={global_size: 224, local_size: 96, n_local: 8}' teacher.head_warmup_steps=1000 train.global_batch_size=64 train.max_steps=20000 train.device=cuda train.precision=bf16-mixed": ConfigOnly("a GPU (cuda, bf16) and 20 000 steps with the released ViT-L weights"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=runs/sat_vitl/export/teacher.pth": Run(
         ("data.sources=[{type: raster, paths: [data/scenes/], tile_size: 64}]", "teacher.head_warmup_steps=1",
