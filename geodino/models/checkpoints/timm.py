@@ -207,6 +207,12 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
         # timm's DINOv3 entries fix rope_temperature=100 (the released base); another base must be passed on
         "rope_temperature": float(config["pos_embed_rope_base"]),
     }
+    # the train-time RoPE coordinate augmentation (the released models: rescale 2), which timm's DINOv3 entries leave
+    # off: without it an unfrozen timm / torchgeo backbone fine-tuned with none, unlike geodino and the HF export
+    for key in ("shift", "jitter", "rescale"):
+        value = config.get(f"pos_embed_rope_{key}_coords")
+        if value is not None:
+            args[f"rope_{key}_coords"] = float(value)
     # no LayerScale (layerscale_init None) keeps timm's default init_values: `init_values=None` is ignored by
     # timm.create_model (it drops None kwargs), which then built gammas the file lacked; `official_to_timm` writes
     # gammas of ones instead
