@@ -262,6 +262,14 @@ class FrozenBackbone(nn.Module):
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float() - mean) / std
 
+    def normalize_(self, x: Tensor) -> Tensor:
+        """`normalize` in place on a float32 batch (the embed sweep's own buffer): the same subtraction and division,
+        the same bits, and no batch-sized temporaries."""
+        self.normalize(x[..., :0])  # its checks (a float tensor, its shape, its bands) on an empty slice
+        if x.dtype != torch.float32:
+            raise InputError(f"normalize_ takes a float32 batch, got {x.dtype}; use normalize")
+        return x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
+
     def _spec_with(self, option: str) -> str:
         """The spec with one more `?key=value` option, for messages that say how to load it otherwise."""
         return f"{self.spec}{'&' if '?' in self.spec else '?'}{option}"

@@ -17,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ class _Tiles:
     held_valid: torch.Tensor | None = None  # the tensor `valid` is a view of (pinned too: the mask crosses async)
     slot: torch.Tensor | None = None  # the reader's pooled buffer `ready` is a view of (`Sweeper._ready`)
     spare: np.ndarray | None = None  # a values array the reader may fill again (CPU order: `x` is read only there)
+    valid_pool: Callable[[tuple[int, ...]], np.ndarray] | None = None  # CPU order: `Sweeper._valid_slot`
+    valid_slot: np.ndarray | None = None  # the pooled array `valid` is (a view of), given back after blending
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -70,14 +72,18 @@ class _Tiles:
         if self.x is None or self.valid is None:
             shape, dtype = (self.size, *x.shape), x.dtype.newbyteorder("=")  # torch takes the machine's order only
             vshape = (self.size, *valid.shape)
-            if self.spare is not None and self.spare.shape == shape and self.spare.dtype == dtype:
-                self.x, self.valid = self.spare, np.empty(vshape, bool)
-            elif self.pin:
+            if self.pin:
                 self.held = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True)
                 self.held_valid = torch.empty(vshape, dtype=torch.bool, pin_memory=True)
                 self.x, self.valid = self.held.numpy(), self.held_valid.numpy()
             else:
-                self.x, self.valid = np.empty(shape, dtype), np.empty(vshape, bool)
+                spare = self.spare
+                fits = spare is not None and spare.shape == shape and spare.dtype == dtype
+                self.x = spare if spare is not None and fits else np.empty(shape, dtype)
+                if self.valid_pool is not None:  # given back with the input buffer, once the batch is blended
+                    self.valid = self.valid_slot = self.valid_pool(vshape)
+                else:
+                    self.valid = np.empty(vshape, bool)
         self.x[len(self.cols)] = x
         self.valid[len(self.cols)] = valid
         self.full.append(bool(valid.all()))
@@ -92,7 +98,17 @@ class _Tiles:
         held = None if self.held is None else self.held[:n]
         held_valid = None if self.held_valid is None else self.held_valid[:n]
         return _Tiles(
-            n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held, held_valid, self.slot
+            n,
+            self.pin,
+            self.cols,
+            self.x[:n],
+            self.valid[:n],
+            self.full,
+            self.ready,
+            held,
+            held_valid,
+            self.slot,
+            valid_slot=self.valid_slot,
         )
 
 
@@ -103,18 +119,33 @@ _COPY_CASTS = frozenset(
 )
 
 
-def _mapped(shape: tuple[int, ...]) -> torch.Tensor:
-    """A float32 host tensor in its own anonymous memory map, outside malloc's arenas: a batch (19 MB for 6 x 3 x
-    512 x 512) made by the reader thread would land in that thread's arena, whose 64 MiB heaps hold three of them
-    at most beside the normaliser's temporaries, and the gaps they leave stay resident (an 8192 px sweep: its arena
+# unsigned dtypes torch widens before its cast (`as_float32_on`); numpy's cast into the buffer gives the same floats
+_WIDENED = frozenset((torch.uint16, torch.uint32))
+
+
+def _in_place_normalize(bb: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """`bb.normalize_` where it is the in-place form of the `normalize` the backbone uses (both defined by the same
+    class, `FrozenBackbone`'s); None for a backbone with only `normalize`, or one that overrides it."""
+    own = getattr(bb, "__dict__", {})
+    if "normalize" in own or "normalize_" in own:  # set on the instance: that one is used, as it is
+        return None
+    owner = next((k for k in type(bb).__mro__ if "normalize" in vars(k)), None)
+    return bb.normalize_ if owner is not None and "normalize_" in vars(owner) else None
+
+
+def _mapped(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A host tensor in its own anonymous memory map, outside malloc's arenas: a batch (19 MB for 6 x 3 x 512 x 512
+    float32) made by the reader thread would land in that thread's arena, whose 64 MiB heaps hold three of them at
+    most beside the normaliser's temporaries, and the gaps they leave stay resident (an 8192 px sweep: its arena
     220 MiB, half of it free). The map is returned to the system when the tensor goes."""
     import mmap
     import warnings
 
     n = int(np.prod(shape))
+    size = torch.empty(0, dtype=dtype).element_size()
     with warnings.catch_warnings():  # torch warns that a buffer is not resizable: it never is resized here
         warnings.simplefilter("ignore", UserWarning)
-        return torch.frombuffer(mmap.mmap(-1, max(n, 1) * 4), dtype=torch.float32, count=n).view(shape)
+        return torch.frombuffer(mmap.mmap(-1, max(n, 1) * size), dtype=dtype, count=n).view(shape)
 
 
 class _Failure:
@@ -163,9 +194,15 @@ class Sweeper:
         # a CPU reader thread prepares the backbone's input; an accelerator gets the raw batch and prepares it there
         self.prep_in_reader = self.device.type == "cpu"
         self.pin = self.device.type == "cuda" and torch.cuda.is_available()
+        # the backbone's in-place normalisation, used on the reader's pooled buffers (`_input`)
+        self.normalize_ = _in_place_normalize(bb) if self.prep_in_reader else None
         # the reader's float32 input buffers, given back by the main thread once a batch is blended (`_ready`)
         self.free_inputs: queue.SimpleQueue[torch.Tensor] = queue.SimpleQueue()
+        self.free_valid: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()  # their validity arrays, likewise
         self.input_buffers = 0  # buffers the pool allocated (bounded by the batches in flight, not the raster)
+        self.valid_buffers = 0  # validity arrays the pool allocated (likewise)
+        # the reader's mask of a batch's nodata pixels (`_input`): one buffer, filled again for each masked batch
+        self.invalid: torch.Tensor | None = None
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
         # main-thread seconds per step of the sweep (see `time_line`), and the tiles that went through the backbone
         self.timing: dict[str, float] = dict.fromkeys(("forward", "waiting", "blending", "rows"), 0.0)
@@ -179,9 +216,10 @@ class Sweeper:
 
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
         spare: list[np.ndarray | None] = [None]  # CPU order: the last batch's values array, filled again
+        pool = self._valid_slot if self.prep_in_reader else None  # CPU order: pooled validity arrays
 
         def new() -> _Tiles:
-            return _Tiles(self.fill, self.pin, spare=spare[0])
+            return _Tiles(self.fill, self.pin, spare=spare[0], valid_pool=pool)
 
         def ready(tiles: _Tiles) -> _Tiles:
             x, prepared = tiles.x, self._ready(tiles)
@@ -273,32 +311,67 @@ class Sweeper:
             self.input_buffers += 1
         return slot
 
+    def _valid_slot(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A free pooled validity array for a batch (CPU order): the reader fills it, `_input` masks with it, the
+        main thread blends with it and gives it back (`_give_back`). One made per batch and freed by the main thread
+        stayed in the reader's arena, between the batches' other allocations."""
+        try:
+            valid: np.ndarray | None = self.free_valid.get_nowait()
+        except queue.Empty:
+            valid = None
+        if valid is None or valid.shape != shape:
+            valid = _mapped(shape, torch.bool).numpy()
+            self.valid_buffers += 1
+        return valid
+
     def _give_back(self, tiles: _Tiles) -> None:
-        """The batch's pooled buffer back to the reader (the main thread has blended its features)."""
+        """The batch's pooled buffers back to the reader (the main thread has blended its features)."""
         if tiles.slot is not None:
             slot, tiles.slot, tiles.ready = tiles.slot, None, None
             self.free_inputs.put(slot)
+        if tiles.valid_slot is not None:
+            valid, tiles.valid_slot, tiles.valid = tiles.valid_slot, None, None
+            self.free_valid.put(valid)
 
     def _input(self, tiles: _Tiles, out: torch.Tensor | None = None) -> torch.Tensor:
         """The backbone's input of a batch on the inference device: the values as read, copied there (in their own
         dtype), cast to float32, scaled to reflectance (`InputScale`), normalised, nodata pixels set to 0 (the
         backbone's mean). The one place nodata is masked: whatever value a nodata pixel holds (NaN included) is
         replaced here. The same float32 operations in the same order as the numpy steps before them: same bits.
-        `out` (a host batch's pooled buffer, `_ready`) takes the float32 values where torch's copy casts as `.float()`
-        does, so scaling allocates nothing."""
+        `out` (a host batch's pooled buffer, `_ready`) takes the float32 values (torch's copy casts as `.float()` does,
+        numpy's as `as_float32_on` does for unsigned integers), and then every step is done in it: scaling, a
+        backbone's own in-place normalisation (`normalize_`) and the nodata mask (negated into one reused buffer),
+        so the reader allocates nothing per batch. Otherwise (an accelerator, a backbone with only `normalize`) the
+        steps make new tensors, as before."""
         src = tiles.held if tiles.held is not None else torch.from_numpy(tiles.x)
-        if out is not None and src.dtype in _COPY_CASTS and out.shape == src.shape:
+        if out is not None and out.shape == src.shape and src.dtype in _COPY_CASTS:
             x = out.copy_(src)
+        elif out is not None and out.shape == src.shape and src.dtype in _WIDENED and tiles.x is not None:
+            np.copyto(out.numpy(), tiles.x, casting="unsafe")  # the same exact widening, without int32/int64 copies
+            x = out
         else:
             x = as_float32_on(src, self.device, non_blocking=tiles.held is not None)
-        x = self.bb.normalize(self.scale.apply_(x))  # in place: a float32 batch is this batch's own copy
+        x = self.scale.apply_(x)  # in place: a float32 batch is this batch's own copy
+        in_place = self.normalize_ if x is out else None
+        mine = in_place is not None
+        x = in_place(x) if in_place is not None else self.bb.normalize(x)
         if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
             assert tiles.valid is not None  # set with the batch's first tile, as `full` is
+            if mine:
+                x.masked_fill_(torch.logical_not(torch.from_numpy(tiles.valid)[:, None], out=self._mask(x)), 0.0)
+                return x
             # pinned (CUDA): the mask crosses as the values do, without the host waiting, and is negated there
             valid = tiles.held_valid if tiles.held_valid is not None else torch.from_numpy(tiles.valid)
             invalid = valid[:, None].to(self.device, non_blocking=tiles.held_valid is not None).logical_not()
             x = x.masked_fill(invalid, 0.0)
         return x
+
+    def _mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The reader's reused bool buffer [n, 1, H, W] for a host batch `x`'s nodata pixels (`_input`)."""
+        n, _, h, w = x.shape
+        if self.invalid is None or self.invalid.shape[0] < n or self.invalid.shape[2:] != (h, w):
+            self.invalid = _mapped((max(self.fill, n), 1, h, w), torch.bool)
+        return self.invalid[:n]
 
     def _infer(self, tiles: _Tiles) -> torch.Tensor:
         """Features of the requested layers [B,D,h,w] float32 on the inference device (one layer: the backbone's own
