@@ -144,6 +144,27 @@ def _distill_refusal(ckpt: str, out: str) -> CheckpointError | None:
     )
 
 
+def _backbone_refusal(ckpt: str, out: str) -> CheckpointError | None:
+    """The line `geodino export` stops with on a file or folder that already is a backbone (an export, a converted
+    HF/timm folder, an official release; None for anything else): export said it was "not written by geodino
+    pretrain", or, for a timm or HF folder, that it "has no meta.pt" (a sharded checkpoint's)."""
+    import warnings
+
+    from geodino.models.checkpoints import read_backbone_weights
+
+    try:
+        with warnings.catch_warnings():  # what the file lacks is beside the point here: one line
+            warnings.simplefilter("ignore")
+            layout = read_backbone_weights(ckpt).layout
+    except Exception:  # not a backbone either: export's own line stands
+        return None
+    return CheckpointError(
+        f"{ckpt} is already a backbone ({layout} layout), not a training checkpoint, which export reads "
+        f"(runs/NAME/checkpoints/last.ckpt); use it as it is (--backbone {ckpt}), or write it in another layout with "
+        f"`geodino convert {ckpt} {out}` (--to hf / --to timm)"
+    )
+
+
 def _export(args: argparse.Namespace) -> int:
     """Export under the output's lock, taken before the checkpoint is read: a second export onto the same name
     stops with one line at once, not after reading a whole checkpoint (`save_export` takes the same lock: nested,
@@ -159,7 +180,7 @@ def _export(args: argparse.Namespace) -> int:
         try:
             paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
         except CheckpointError as exc:
-            raise _distill_refusal(args.ckpt, args.out) or exc from None
+            raise _distill_refusal(args.ckpt, args.out) or _backbone_refusal(args.ckpt, args.out) or exc from None
     for p in [*paths, export_item_path(paths[0])]:  # the weights, the heads and the STAC item
         print(p)
     return 0
