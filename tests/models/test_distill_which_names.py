@@ -38,3 +38,11 @@ def test_which_naming_no_student_is_one_line_listing_them(which) -> None:
         parse_student_which(which, ["a", "b"], P)
     msg = str(exc.value)
     assert "\n" not in msg and "a, b" in msg and "which=a.raw" in msg, msg
+
+
+def test_the_refusal_spells_the_student_for_each_place_which_is_given() -> None:
+    """A `geodino convert --which nope` user is answered with `--which a` too, not only the spec's `which=a`."""
+    with pytest.raises(CheckpointError) as exc:
+        parse_student_which("nope", ["a", "b"], P)
+    msg = str(exc.value)
+    assert "--which a in geodino convert" in msg and "FILE?which=" in msg and "which='a' in Python" in msg, msg

@@ -44,8 +44,12 @@ def is_distill_checkpoint(obj: Any) -> bool:
 
 
 def _spelling(names: list[str]) -> str:
+    """The two spellings of a student, as a spec (`FILE?which=`) and as `geodino convert`'s option (`--which`)."""
     first = names[0]
-    return f"which={first} (its EMA, what the run exports) or which={first}.raw (its raw weights)"
+    return (
+        f"which={first} (its EMA, what the run exports) or which={first}.raw (its raw weights), as FILE?which=... "
+        f"in a backbone spec, --which {first} in geodino convert, which='{first}' in Python"
+    )
 
 
 def parse_student_which(which: str | None, names: list[str], path: Path) -> tuple[str, bool]:
@@ -58,7 +62,7 @@ def parse_student_which(which: str | None, names: list[str], path: Path) -> tupl
             return names[0], True
         raise CheckpointError(
             f"checkpoint {path} is a geodino distill checkpoint of {n} students ({listed}); choose one with "
-            f"?which= (--which in geodino convert): {_spelling(names)}"
+            f"{_spelling(names)}"
         )
     w = which.strip().strip(".").removesuffix(".backbone")
     ema = True
