@@ -48,6 +48,7 @@ from geodino.embed.memory import (
     check_memory,
     estimate_memory,
     heap_for_forward,
+    store_threads,
 )
 from geodino.embed.plan import Block, Plan
 from geodino.embed.prepare import PreparedRun, out_kind, prepare
@@ -355,6 +356,7 @@ def _embed(
             print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
         return out_path
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
+    store_threads(cfg)  # CPU: one zarr codec thread, not one malloc arena per core + 4
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize and says(cfg)))
     if isinstance(prep.source, WindowSource):
